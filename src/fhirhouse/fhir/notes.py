@@ -1,0 +1,75 @@
+"""Clinical note decoding and SOAP section detection (spec section 4.8, ADR-005). Pure."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+SUBJECTIVE = frozenset(
+    {
+        "subjective",
+        "chief complaint",
+        "history of present illness",
+        "hpi",
+        "social history",
+        "allergies",
+        "medications",
+        "review of systems",
+        "family history",
+        "past medical history",
+    }
+)
+OBJECTIVE = frozenset(
+    {
+        "objective",
+        "physical examination",
+        "physical exam",
+        "examination",
+        "vital signs",
+        "vitals",
+        "laboratory",
+        "labs",
+        "results",
+        "diagnostic results",
+    }
+)
+ASSESSMENT = frozenset({"assessment", "impression", "diagnosis", "assessment and plan"})
+PLAN = frozenset({"plan", "treatment", "treatment plan", "assessment and plan"})
+
+_MD_HEADER = re.compile(r"^#+[ \t]*(.+)$", re.MULTILINE)
+_CLASSIC = re.compile(r"^(subjective|objective|assessment|plan):", re.MULTILINE | re.IGNORECASE)
+
+
+class NoteDecodeError(ValueError):
+    """The attachment's data is not valid Base64 or not UTF-8 text."""
+
+
+def decode_note(data: str) -> str:
+    """Decode Base64 then UTF-8, leniently as the standard decoder does.
+
+    Non-alphabet characters are discarded; padding must be valid. Raises
+    :class:`NoteDecodeError` (never with the data in its message).
+    """
+    try:
+        return base64.b64decode(data).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError, TypeError) as exc:
+        raise NoteDecodeError(type(exc).__name__) from None
+
+
+def section_headers(text: str) -> list[str]:
+    """Every Markdown header and classic SOAP marker, lower-cased and trimmed."""
+    found = [m.group(1).strip().lower() for m in _MD_HEADER.finditer(text)]
+    found += [m.group(1).strip().lower() for m in _CLASSIC.finditer(text)]
+    return found
+
+
+def section_flags(text: str) -> dict[str, bool]:
+    """The four heuristic S/O/A/P flags of a note."""
+    headers = set(section_headers(text))
+    return {
+        "has_subjective": bool(headers & SUBJECTIVE),
+        "has_objective": bool(headers & OBJECTIVE),
+        "has_assessment": bool(headers & ASSESSMENT),
+        "has_plan": bool(headers & PLAN),
+    }

@@ -1,0 +1,21 @@
+"""PHI-safe log helpers (spec section 7.5).
+
+Logs may carry counts, table names, cohort labels and metrics, never identifiers, names, note
+text or bundle file names. Anything identifier-bearing that a message must point at goes through
+:func:`redact`, a stable, irreversible reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def redact(value: str | None) -> str:
+    """Return ``ref:`` plus the first 10 hex characters of SHA-256 of ``value``.
+
+    Stable across log lines and runs, irreversible, distinct for distinct inputs in practice.
+    Empty or ``None`` gives ``ref:none``.
+    """
+    if not value:
+        return "ref:none"
+    return "ref:" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:10]
