@@ -449,9 +449,7 @@ def parse_bundle(bundle: Any, dicom_resolver: DicomResolver | None = None) -> Pa
     rec["encounter"] = [parse_encounter(r) for r in index.of("Encounter")]
     rec["condition"] = [parse_condition(r) for r in index.of("Condition")]
     rec["observation"] = [parse_observation(r) for r in index.of("Observation")]
-    rec["medication_request"] = [
-        parse_medication_request(r) for r in index.of("MedicationRequest")
-    ]
+    rec["medication_request"] = [parse_medication_request(r) for r in index.of("MedicationRequest")]
     rec["procedure"] = [parse_procedure(r) for r in index.of("Procedure")]
     for r in index.of("DocumentReference"):
         try:

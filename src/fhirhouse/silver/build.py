@@ -144,4 +144,3 @@ def build_table(
             coerce = _coercer(f.type)
             arrays.append(pa.array([coerce(r.get(f.name)) for r in rows], type=f.type))
     return pa.Table.from_arrays(arrays, schema=table_spec.schema)
-

@@ -1,0 +1,33 @@
+"""fhirhouse: Bronze -> Silver for Synthea FHIR R4 bundles.
+
+snakemake --cores 4                                   land and build everything
+snakemake --dag | dot -Tsvg > dag.svg                 the job graph
+snakemake data/_markers/silver/cohort=B.json --forcerun parse   backfill cohort B
+"""
+
+import os
+import uuid
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+validate(config, "schemas/config.schema.yaml")
+
+# One id for every job of this invocation; the rule scripts stamp it on their markers.
+os.environ.setdefault("FHIRHOUSE_RUN_ID", uuid.uuid4().hex[:12])
+
+
+include: "rules/common.smk"
+include: "rules/bronze.smk"
+include: "rules/silver.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets,

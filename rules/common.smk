@@ -1,0 +1,54 @@
+# Helpers only: paths, cohort discovery and target lists. No rules here.
+from pathlib import Path
+
+from fhirhouse import SILVER_TABLES
+from fhirhouse.bronze.landing import cohort_files, list_cohorts
+from fhirhouse.bronze.dicom_index import dicom_dir
+from fhirhouse.jobs import Layout
+
+ROOT = Path(config["root"])
+LAYOUT = Layout.of(ROOT)
+MARKERS = LAYOUT.markers
+STAGING = ROOT / "_staging" / "silver"
+LOGS = ROOT / "_logs"
+BENCH = ROOT / "_benchmarks"
+TABLES = list(SILVER_TABLES)
+COHORT_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+wildcard_constraints:
+    cohort=COHORT_PATTERN,
+
+
+def source_files(wildcards):
+    """The source bundles: the landing job reruns when one is added or changed."""
+    source = config.get("source")
+    if not source:
+        return []
+    folder = Path(source)
+    if not folder.is_dir():
+        raise WorkflowError(f"config source={source!r} is not a folder")
+    return sorted(str(p) for p in folder.glob("*.json"))
+
+
+def cohorts():
+    """Cohort labels present in Bronze, read after landing has run."""
+    checkpoints.land.get()
+    return list_cohorts(ROOT)
+
+
+def bronze_files(wildcards):
+    checkpoints.land.get()
+    return [str(p) for p in cohort_files(ROOT, wildcards.cohort)]
+
+
+def dicom_files(wildcards):
+    return sorted(str(p) for p in dicom_dir(ROOT).glob("*.dcm"))
+
+
+def silver_markers(cohort):
+    return [str(LAYOUT.silver_marker(t, cohort)) for t in TABLES]
+
+
+def all_targets(wildcards):
+    return [str(LAYOUT.silver_cohort_marker(c)) for c in cohorts()]

@@ -1,0 +1,43 @@
+"""Index of ``<root>/bronze/dicom/*.dcm`` by StudyInstanceUID (spec section 3.2)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fhirhouse.fhir.dicom import uid_from_filename
+from fhirhouse.redact import redact
+
+log = logging.getLogger(__name__)
+
+
+def dicom_dir(root: str | Path) -> Path:
+    return Path(root) / "bronze" / "dicom"
+
+
+class DicomIndex:
+    """StudyInstanceUID -> file path; a missing folder gives an empty index."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.paths: dict[str, Path] = {}
+        folder = Path(folder)
+        if not folder.is_dir():
+            return
+        for p in sorted(folder.glob("*.dcm")):
+            uid = uid_from_filename(p.name)
+            if uid is None:
+                log.warning("DICOM file name without a StudyInstanceUID: %s", redact(p.name))
+                continue
+            self.paths[uid] = p
+
+    @classmethod
+    def for_root(cls, root: str | Path) -> DicomIndex:
+        return cls(dicom_dir(root))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def resolve(self, uid: str) -> bytes | None:
+        """The file's bytes for ``uid``, or ``None``."""
+        p = self.paths.get(uid)
+        return p.read_bytes() if p is not None else None

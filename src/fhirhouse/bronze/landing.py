@@ -1,0 +1,220 @@
+"""Bronze landing: raw bundle files into ``<root>/bronze/fhir/cohort=<label>/`` (spec section 2).
+
+Landing copies each not-yet-landed ``*.json`` of ``source`` into a cohort folder and never
+modifies a source file. Copies are written to a temporary name and renamed, so a reader never
+sees half a file. Rules:
+
+- initial landing (and any later batch without an explicit cohort): round-robin over the
+  sorted new file names, file *i* -> label *i mod n* (the reference's rule);
+- an explicit ``cohort`` puts every not-yet-landed file into that cohort (a new drop);
+- a landed file keeps its cohort; when its source bytes changed, the Bronze copy is replaced;
+- with no ``source``, an existing Bronze tree is used as it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fhirhouse.store.atomic import write_json_atomic
+from fhirhouse.store.delta import check_cohort_label
+
+log = logging.getLogger(__name__)
+
+COHORT_PREFIX = "cohort="
+
+
+def bronze_dir(root: str | Path) -> Path:
+    return Path(root) / "bronze"
+
+
+def fhir_dir(root: str | Path) -> Path:
+    return bronze_dir(root) / "fhir"
+
+
+def cohort_dir(root: str | Path, cohort: str) -> Path:
+    return fhir_dir(root) / f"{COHORT_PREFIX}{check_cohort_label(cohort)}"
+
+
+def manifest_path(root: str | Path) -> Path:
+    return bronze_dir(root) / "_metadata" / "manifest.json"
+
+
+def default_labels(n: int) -> list[str]:
+    """``n`` cohort labels A, B, C, ... (at most 26)."""
+    if not 1 <= n <= 26:
+        raise ValueError(f"cohorts must be between 1 and 26, got {n}")
+    return list(string.ascii_uppercase[:n])
+
+
+def resolve_labels(cohorts: int | Sequence[str]) -> list[str]:
+    """Labels from a count (3 -> A, B, C) or an explicit list, validated and distinct."""
+    labels = default_labels(cohorts) if isinstance(cohorts, int) else list(cohorts)
+    if not labels:
+        raise ValueError("at least one cohort label is needed")
+    for label in labels:
+        check_cohort_label(label)
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"cohort labels must be distinct: {labels}")
+    return labels
+
+
+def list_cohorts(root: str | Path) -> list[str]:
+    """Labels of the ``cohort=*`` folders under ``<root>/bronze/fhir``, sorted."""
+    base = fhir_dir(root)
+    if not base.is_dir():
+        return []
+    out = []
+    for p in base.iterdir():
+        if p.is_dir() and p.name.startswith(COHORT_PREFIX):
+            label = p.name[len(COHORT_PREFIX) :]
+            try:
+                out.append(check_cohort_label(label))
+            except ValueError:
+                log.warning("ignoring a cohort folder with an invalid label")
+    return sorted(out)
+
+
+def cohort_files(root: str | Path, cohort: str) -> list[Path]:
+    """The sorted bundle files of one cohort."""
+    d = cohort_dir(root, cohort)
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if p.suffix == ".json" and p.is_file())
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cohort_digest(files: Sequence[Path]) -> str:
+    """A digest over the names and contents of a cohort's files (order-independent input)."""
+    h = hashlib.sha256()
+    for p in sorted(files, key=lambda x: x.name):
+        h.update(p.name.encode("utf-8"))
+        h.update(b"\0")
+        h.update(file_digest(p).encode("ascii"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+@dataclass
+class LandingResult:
+    new: dict[str, int] = field(default_factory=dict)
+    replaced: dict[str, int] = field(default_factory=dict)
+    unchanged: int = 0
+    manifest: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def touched_cohorts(self) -> list[str]:
+        return sorted(set(self.new) | set(self.replaced))
+
+
+def _landed_index(root: Path) -> dict[str, str]:
+    """File name -> cohort for every bundle already in Bronze."""
+    index: dict[str, str] = {}
+    for label in list_cohorts(root):
+        for p in cohort_files(root, label):
+            if p.name in index:
+                log.warning("a bundle file name is landed in two cohorts; keeping the first")
+                continue
+            index[p.name] = label
+    return index
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    return a.stat().st_size == b.stat().st_size and file_digest(a) == file_digest(b)
+
+
+def land(
+    root: str | Path,
+    source: str | Path | None,
+    *,
+    cohorts: int | Sequence[str] = 3,
+    cohort: str | None = None,
+) -> LandingResult:
+    """Land ``source`` into Bronze under ``root`` and write the Bronze manifest."""
+    root = Path(root)
+    labels = resolve_labels(cohorts)
+    if cohort is not None:
+        check_cohort_label(cohort)
+    result = LandingResult()
+    if source is not None:
+        src = Path(source)
+        if not src.is_dir():
+            raise FileNotFoundError(f"source folder does not exist: {src}")
+        landed = _landed_index(root)
+        names = sorted(p.name for p in src.iterdir() if p.suffix == ".json" and p.is_file())
+        fresh = [n for n in names if n not in landed]
+        for i, name in enumerate(fresh):
+            label = cohort if cohort is not None else labels[i % len(labels)]
+            _copy_atomic(src / name, cohort_dir(root, label) / name)
+            result.new[label] = result.new.get(label, 0) + 1
+        for name in names:
+            if name not in landed:
+                continue
+            label = landed[name]
+            dst = cohort_dir(root, label) / name
+            if _same_bytes(src / name, dst):
+                result.unchanged += 1
+            else:
+                _copy_atomic(src / name, dst)
+                result.replaced[label] = result.replaced.get(label, 0) + 1
+        log.info(
+            "landed %d new and %d changed bundle files (%d unchanged) into cohorts %s",
+            sum(result.new.values()),
+            sum(result.replaced.values()),
+            result.unchanged,
+            result.touched_cohorts,
+        )
+    elif not list_cohorts(root):
+        raise FileNotFoundError(
+            f"no source folder given and no Bronze cohorts under {fhir_dir(root)}; "
+            "set `source` (config or --source) to a folder of bundle *.json files"
+        )
+    result.manifest = write_manifest(root, source)
+    return result
+
+
+def write_manifest(root: str | Path, source: str | Path | None) -> dict[str, object]:
+    """Write ``<root>/bronze/_metadata/manifest.json`` from what is on disk now."""
+    root = Path(root)
+    counts: dict[str, int] = {}
+    total_bytes = 0
+    for label in list_cohorts(root):
+        files = cohort_files(root, label)
+        counts[label] = len(files)
+        total_bytes += sum(p.stat().st_size for p in files)
+    manifest: dict[str, object] = {
+        "source": str(source) if source is not None else "existing bronze tree",
+        "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
+        "file_count": sum(counts.values()),
+        "total_bytes": total_bytes,
+        "cohorts": counts,
+    }
+    write_json_atomic(manifest_path(root), manifest)
+    return manifest
+
+
+def read_manifest(root: str | Path) -> dict[str, object] | None:
+    p = manifest_path(root)
+    return json.loads(p.read_text()) if p.exists() else None

@@ -1,0 +1,147 @@
+"""``fhirhouse``: run the pipeline without Snakemake, with the same job functions.
+
+fhirhouse run [--root DIR] [--source DIR] [--cohort X ...] [--cohorts N] [--land-into D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from fhirhouse import SILVER_TABLES, __version__, jobs, logs
+from fhirhouse.bronze.landing import list_cohorts
+from fhirhouse.config import ConfigError, load_config
+from fhirhouse.store.delta import check_cohort_label
+
+log = logging.getLogger("fhirhouse.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fhirhouse",
+        description="Local-first lakehouse for Synthea FHIR R4 bundles (Bronze -> Silver).",
+    )
+    p.add_argument("--version", action="version", version=f"fhirhouse {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run",
+        help="land bundles and build the Silver tables, cohort by cohort",
+        description=(
+            "Land new or changed bundles from --source into Bronze, then parse each cohort "
+            "once and write its slice of the ten Silver Delta tables. Defaults come from "
+            "config/config.yaml when it exists (the same file Snakemake reads)."
+        ),
+    )
+    run.add_argument("--config", type=Path, help="config file (default: config/config.yaml)")
+    run.add_argument("--root", help="storage root (config `root`, default: data)")
+    run.add_argument(
+        "--source",
+        help="folder of bundle *.json files to land (config `source`); "
+        "omit to use the existing Bronze tree",
+    )
+    run.add_argument(
+        "--no-source",
+        action="store_true",
+        help="ignore any configured source and build the existing Bronze tree as it is",
+    )
+    run.add_argument(
+        "--cohorts",
+        type=int,
+        help="number of round-robin cohorts for new files (config `cohorts`, default 3)",
+    )
+    run.add_argument(
+        "--land-into",
+        metavar="LABEL",
+        help="land every new file into this cohort (a new drop; config `cohort`)",
+    )
+    run.add_argument(
+        "--cohort",
+        action="append",
+        metavar="X",
+        help="build only this cohort (repeatable; default: every cohort in Bronze)",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def _summary(root: str, results: dict[str, dict[str, dict]]) -> str:
+    cohorts = sorted(results)
+    width = max(len(t) for t in SILVER_TABLES) + 2
+    head = "table".ljust(width) + "".join(c.rjust(10) for c in cohorts) + "version".rjust(10)
+    lines = [head, "-" * len(head)]
+    versions = jobs.silver_versions(root)
+    for table in SILVER_TABLES:
+        cells = "".join(str(results[c][table]["rows"]).rjust(10) for c in cohorts)
+        lines.append(table.ljust(width) + cells + str(versions[table]).rjust(10))
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    overrides = {
+        "root": args.root,
+        "source": args.source,
+        "cohorts": args.cohorts,
+        "cohort": args.land_into,
+    }
+    cfg = load_config(args.config, overrides)
+    if args.no_source:
+        cfg["source"] = None
+    root = cfg["root"]
+    started = time.monotonic()
+    landed = jobs.land_job(root, cfg["source"], cohorts=cfg["cohorts"], cohort=cfg["cohort"])
+    print(
+        f"bronze: {landed['file_count']} files in {len(landed['cohorts'])} cohorts "
+        f"({sum(landed['new_files'].values())} new, "
+        f"{sum(landed['replaced_files'].values())} changed)"
+    )
+    available = list_cohorts(root)
+    wanted = [check_cohort_label(c) for c in args.cohort] if args.cohort else available
+    missing = sorted(set(wanted) - set(available))
+    if missing:
+        print(f"error: no such cohort in Bronze: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    results: dict[str, dict[str, dict]] = {}
+    for n, cohort in enumerate(wanted, 1):
+        t0 = time.monotonic()
+        jobs.bronze_cohort_job(root, cohort)
+        parsed = jobs.parse_cohort_job(root, cohort)
+        results[cohort] = {}
+        for table in SILVER_TABLES:
+            results[cohort][table] = jobs.write_silver_job(root, cohort, table)
+        jobs.silver_cohort_summary(
+            root,
+            cohort,
+            {t: jobs.Layout.of(root).silver_marker(t, cohort) for t in SILVER_TABLES},
+        )
+        q = parsed["quarantined_files"]
+        print(
+            f"[{n}/{len(wanted)}] cohort {cohort}: {parsed['files']} bundles"
+            f"{f', {q} quarantined' if q else ''} in {time.monotonic() - t0:.1f} s"
+        )
+    print()
+    print(_summary(root, results))
+    print(f"\ndone in {time.monotonic() - started:.1f} s; Silver tables under {root}/silver/")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    verbose = getattr(args, "verbose", False)
+    logs.configure(
+        level="DEBUG" if verbose else "INFO", console_level="DEBUG" if verbose else "WARNING"
+    )
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

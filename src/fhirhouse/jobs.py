@@ -1,0 +1,332 @@
+"""The units of work: what one Snakemake job (or one CLI step) does.
+
+Rule scripts and ``fhirhouse run`` call these same functions, so no transform logic exists
+twice. Each job ends by writing its JSON marker atomically; a marker always carries content
+(versions, counts, digests, run id), so Snakemake sees real changes across invocations.
+
+Layout under ``root``::
+
+    bronze/fhir/cohort=<c>/*.json           raw bundles
+    bronze/_quarantine/cohort=<c>.json      what the last parse of <c> skipped, and why
+    silver/<table>/                         Delta, partitioned by cohort, CDF on
+    _staging/silver/cohort=<c>/<table>.arrow  the parse job's per-table output
+    _markers/...                            one JSON per (layer, cohort[, table])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fhirhouse import SILVER_TABLES, __version__
+from fhirhouse.bronze import landing
+from fhirhouse.bronze.dicom_index import DicomIndex
+from fhirhouse.fhir.parser import NotABundleError, parse_bundle
+from fhirhouse.redact import redact
+from fhirhouse.silver.build import build_table
+from fhirhouse.silver.registry import RUN_COLUMNS, spec
+from fhirhouse.store import delta
+from fhirhouse.store.atomic import read_arrow, write_arrow_atomic, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+_PROCESS_RUN_ID = uuid.uuid4().hex[:12]
+
+
+def run_id() -> str:
+    """The invocation's run id: ``$FHIRHOUSE_RUN_ID`` (set by the Snakefile) or per process."""
+    return os.environ.get("FHIRHOUSE_RUN_ID") or _PROCESS_RUN_ID
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every path fhirhouse uses under one root."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, root: str | Path) -> Layout:
+        return cls(Path(root))
+
+    def silver_table(self, table: str) -> Path:
+        return self.root / "silver" / spec(table).name
+
+    def staged(self, cohort: str, table: str) -> Path:
+        return self.root / "_staging" / "silver" / f"cohort={cohort}" / f"{table}.arrow"
+
+    def quarantine(self, cohort: str) -> Path:
+        return self.root / "bronze" / "_quarantine" / f"cohort={cohort}.json"
+
+    @property
+    def markers(self) -> Path:
+        return self.root / "_markers"
+
+    def landing_marker(self) -> Path:
+        return self.markers / "bronze" / "landing.json"
+
+    def bronze_marker(self, cohort: str) -> Path:
+        return self.markers / "bronze" / f"cohort={cohort}.json"
+
+    def parse_marker(self, cohort: str) -> Path:
+        return self.markers / "parse" / f"cohort={cohort}.json"
+
+    def silver_marker(self, table: str, cohort: str) -> Path:
+        return self.markers / "silver" / table / f"cohort={cohort}.json"
+
+    def silver_cohort_marker(self, cohort: str) -> Path:
+        return self.markers / "silver" / f"cohort={cohort}.json"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def write_marker(path: str | Path, layer: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Stamp run metadata on ``payload`` and write it atomically as the job's last act."""
+    marker = {
+        "layer": layer,
+        **payload,
+        "run_id": run_id(),
+        "written_at": _now(),
+        "fhirhouse_version": __version__,
+    }
+    write_json_atomic(path, marker)
+    return marker
+
+
+# ------------------------------------------------------------------------------- bronze
+
+
+def land_job(
+    root: str | Path,
+    source: str | Path | None,
+    *,
+    cohorts: int | list[str] = 3,
+    cohort: str | None = None,
+    marker: str | Path | None = None,
+) -> dict[str, Any]:
+    """Land ``source`` into Bronze and write the landing marker."""
+    result = landing.land(root, source, cohorts=cohorts, cohort=cohort)
+    payload = {
+        "new_files": result.new,
+        "replaced_files": result.replaced,
+        "unchanged_files": result.unchanged,
+        "cohorts": result.manifest["cohorts"],
+        "file_count": result.manifest["file_count"],
+        "total_bytes": result.manifest["total_bytes"],
+    }
+    return write_marker(marker or Layout.of(root).landing_marker(), "bronze", payload)
+
+
+def bronze_cohort_job(
+    root: str | Path, cohort: str, marker: str | Path | None = None
+) -> dict[str, Any]:
+    """Describe one cohort's Bronze files (count, bytes, content digest) in its marker."""
+    files = landing.cohort_files(root, cohort)
+    if not files:
+        raise FileNotFoundError(f"cohort {cohort} has no bundle files")
+    payload = {
+        "cohort": cohort,
+        "files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+        "input_digest": landing.cohort_digest(files),
+    }
+    log.info("bronze cohort %s: %d files, %d bytes", cohort, payload["files"], payload["bytes"])
+    return write_marker(marker or Layout.of(root).bronze_marker(cohort), "bronze", payload)
+
+
+# ------------------------------------------------------------------------------- silver
+
+
+@dataclass
+class CohortParse:
+    """The parse of one cohort: records per table plus what was quarantined."""
+
+    records: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {t: [] for t in SILVER_TABLES}
+    )
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+
+
+def _quarantine_entry(
+    cohort: str, name: str, data: bytes, kind: str, reason: str, **extra: Any
+) -> dict[str, Any]:
+    import hashlib
+
+    return {
+        "cohort": cohort,
+        "file_ref": redact(name),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "kind": kind,
+        "reason": reason,
+        **extra,
+    }
+
+
+def parse_files(cohort: str, files: list[Path], dicom: DicomIndex | None) -> CohortParse:
+    """Read and parse each bundle once; bad files are quarantined, the rest goes on."""
+    out = CohortParse()
+    resolver = dicom.resolve if dicom else None
+    started = time.monotonic()
+    for i, path in enumerate(files, 1):
+        data = path.read_bytes()
+        out.files += 1
+        out.bytes += len(data)
+        try:
+            bundle = orjson.loads(data)
+            parsed = parse_bundle(bundle, resolver)
+        except orjson.JSONDecodeError as exc:
+            reason = "empty file" if not data.strip() else f"not valid JSON ({str(exc)[:60]})"
+            out.quarantine.append(_quarantine_entry(cohort, path.name, data, "file", reason))
+            log.warning("bundle %s quarantined: %s", redact(path.name), reason)
+            continue
+        except NotABundleError as exc:
+            reason = f"not a FHIR Bundle: {exc}"
+            out.quarantine.append(_quarantine_entry(cohort, path.name, data, "file", reason))
+            log.warning("bundle %s quarantined: %s", redact(path.name), reason)
+            continue
+        for issue in parsed.issues:
+            out.quarantine.append(
+                _quarantine_entry(
+                    cohort,
+                    path.name,
+                    data,
+                    "resource",
+                    issue.reason,
+                    resource_type=issue.resource_type,
+                )
+            )
+        for table, recs in parsed.records.items():
+            for rec in recs:
+                rec["source_file"] = path.name
+            out.records[table].extend(recs)
+        if i % 100 == 0:
+            log.info(
+                "cohort %s: parsed %d/%d bundles (%.1f s)",
+                cohort,
+                i,
+                len(files),
+                time.monotonic() - started,
+            )
+    return out
+
+
+def parse_cohort_job(
+    root: str | Path,
+    cohort: str,
+    *,
+    staged: dict[str, str | Path] | None = None,
+    marker: str | Path | None = None,
+) -> dict[str, Any]:
+    """Parse a cohort once into all ten tables, staged as Arrow files, and write its marker."""
+    layout = Layout.of(root)
+    files = landing.cohort_files(root, cohort)
+    dicom = DicomIndex.for_root(root)
+    started = time.monotonic()
+    parsed = parse_files(cohort, files, dicom)
+    ingest_ts = dt.datetime.now(dt.UTC)
+    rows = {}
+    for table in SILVER_TABLES:
+        arrow = build_table(table, parsed.records[table], ingest_timestamp=ingest_ts, cohort=cohort)
+        target = Path(staged[table]) if staged else layout.staged(cohort, table)
+        write_arrow_atomic(target, arrow)
+        rows[table] = arrow.num_rows
+    write_json_atomic(
+        layout.quarantine(cohort),
+        {"cohort": cohort, "checked_at": _now(), "entries": parsed.quarantine},
+    )
+    elapsed = time.monotonic() - started
+    quarantined_files = sum(1 for q in parsed.quarantine if q["kind"] == "file")
+    log.info(
+        "cohort %s parsed: %d bundles (%d quarantined), %d bytes in %.2f s; rows %s",
+        cohort,
+        parsed.files,
+        quarantined_files,
+        parsed.bytes,
+        elapsed,
+        rows,
+    )
+    payload = {
+        "cohort": cohort,
+        "files": parsed.files,
+        "bytes": parsed.bytes,
+        "quarantined_files": quarantined_files,
+        "quarantined_resources": len(parsed.quarantine) - quarantined_files,
+        "dicom_files_indexed": len(dicom),
+        "rows": rows,
+        "ingest_timestamp": ingest_ts.isoformat(),
+        "input_digest": landing.cohort_digest(files),
+        "seconds": round(elapsed, 3),
+    }
+    return write_marker(marker or layout.parse_marker(cohort), "parse", payload)
+
+
+def write_silver_job(
+    root: str | Path,
+    cohort: str,
+    table: str,
+    *,
+    staged: str | Path | None = None,
+    marker: str | Path | None = None,
+) -> dict[str, Any]:
+    """Load one staged table of a cohort and make its Delta partition hold exactly it."""
+    layout = Layout.of(root)
+    table_spec = spec(table)
+    data = read_arrow(staged or layout.staged(cohort, table))
+    started = time.monotonic()
+    result = delta.write_cohort_slice(
+        layout.silver_table(table),
+        data,
+        key=table_spec.key,
+        cohort=cohort,
+        ignore_columns=RUN_COLUMNS,
+    )
+    log.info(
+        "silver.%s cohort %s: %d rows (+%d ~%d -%d), version %d%s in %.2f s",
+        table,
+        cohort,
+        result.rows,
+        result.inserted,
+        result.updated,
+        result.deleted,
+        result.delta_version,
+        "" if result.committed else " (unchanged, nothing committed)",
+        time.monotonic() - started,
+    )
+    payload = {"table": table, **result.to_dict()}
+    payload["table_path"] = str(layout.silver_table(table))
+    return write_marker(marker or layout.silver_marker(table, cohort), "silver", payload)
+
+
+def silver_cohort_summary(
+    root: str | Path,
+    cohort: str,
+    table_markers: dict[str, str | Path],
+    marker: str | Path | None = None,
+) -> dict[str, Any]:
+    """Gather the ten table markers of a cohort into one cohort-level marker."""
+    from fhirhouse.store.atomic import read_json
+
+    tables = {}
+    for table, path in table_markers.items():
+        m = read_json(path)
+        tables[table] = {k: m[k] for k in ("rows", "delta_version", "committed")}
+    payload = {"cohort": cohort, "tables": tables}
+    return write_marker(marker or Layout.of(root).silver_cohort_marker(cohort), "silver", payload)
+
+
+def silver_versions(root: str | Path) -> dict[str, int | None]:
+    """The current Delta version of every Silver table (``None`` when absent)."""
+    layout = Layout.of(root)
+    return {t: delta.table_version(layout.silver_table(t)) for t in SILVER_TABLES}

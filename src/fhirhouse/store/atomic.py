@@ -1,0 +1,51 @@
+"""Atomic small-file writes: markers, manifests, quarantine lists, staged Arrow files."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+
+def _replace_from_temp(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> None:
+    """Write ``payload`` as indented JSON; readers see the old file or the new one, never half."""
+    data = (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+    _replace_from_temp(Path(path), lambda fh: fh.write(data))
+
+
+def write_arrow_atomic(path: str | Path, table: pa.Table) -> None:
+    """Write an Arrow IPC file atomically."""
+
+    def _write(fh: Any) -> None:
+        with ipc.new_file(fh, table.schema) as writer:
+            writer.write_table(table)
+
+    _replace_from_temp(Path(path), _write)
+
+
+def read_arrow(path: str | Path) -> pa.Table:
+    with pa.OSFile(str(path), "rb") as source:
+        return ipc.open_file(source).read_all()
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())

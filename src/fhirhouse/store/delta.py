@@ -1,0 +1,219 @@
+"""The only code that touches Delta tables.
+
+Silver tables are partitioned by ``cohort`` and written one cohort slice at a time: after
+:func:`write_cohort_slice` the partition holds exactly the new rows (inserted, updated,
+deleted), other partitions are untouched, and an unchanged slice commits nothing. The MERGE
+predicate carries the cohort literal, so writers of different cohorts never conflict; commit
+conflicts that still happen (a concurrent table creation, say) are retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+log = logging.getLogger(__name__)
+
+CDF = {"delta.enableChangeDataFeed": "true"}
+COHORT_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_OP = "_fhirhouse_op"
+
+
+def check_cohort_label(label: str) -> str:
+    """Return ``label`` if it is a safe cohort label, else raise ``ValueError``.
+
+    Labels become folder names and SQL literals: letters, digits, ``_``, ``-`` and ``.`` only
+    (not leading), at most 64 characters, never ``..``.
+    """
+    if not isinstance(label, str) or not COHORT_LABEL.match(label) or ".." in label:
+        raise ValueError(
+            f"invalid cohort label {label!r}: use letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit (max 64 chars)"
+        )
+    return label
+
+
+@dataclass
+class WriteResult:
+    table_path: str
+    cohort: str
+    rows: int
+    inserted: int
+    updated: int
+    deleted: int
+    delta_version: int
+    committed: bool
+    cross_cohort_duplicate_keys: int
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def is_table(path: str | Path) -> bool:
+    return DeltaTable.is_deltatable(str(path))
+
+
+def table_version(path: str | Path) -> int | None:
+    """The current Delta version, or ``None`` when there is no table."""
+    if not is_table(path):
+        return None
+    return DeltaTable(str(path)).version()
+
+
+def ensure_table(path: str | Path, schema: pa.Schema, partition_by: list[str]) -> DeltaTable:
+    """Open the table, creating it empty (CDF on) when missing; safe against a racing creator."""
+    path = str(path)
+    for attempt in range(5):
+        if is_table(path):
+            return DeltaTable(path)
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            return DeltaTable.create(
+                path, schema, mode="ignore", partition_by=partition_by, configuration=CDF
+            )
+        except (CommitFailedError, DeltaError) as exc:  # another writer created it first
+            log.info("table creation raced (%s); retrying (%d)", type(exc).__name__, attempt + 1)
+            time.sleep(0.05 * (attempt + 1))
+    return DeltaTable(path)
+
+
+def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    return DeltaTable(str(path)).to_pyarrow_table(columns=columns)
+
+
+def read_partition(path: str | Path, column: str, value: str) -> pa.Table:
+    return DeltaTable(str(path)).to_pyarrow_table(partitions=[(column, "=", value)])
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def diff_slice(
+    old: pa.Table, new: pa.Table, key: str, ignore: Iterable[str] = ()
+) -> tuple[pa.Table, int, int, int]:
+    """Rows to MERGE for ``old`` -> ``new``, tagged with an op column (I, U, D).
+
+    Returns (changes, inserted, updated, deleted). Columns in ``ignore`` (run metadata) do not
+    make a row count as changed.
+    """
+    ignore = set(ignore)
+    n_old, n_new = pl.from_arrow(old), pl.from_arrow(new)
+    compare = [c for c in n_new.columns if c != key and c not in ignore]
+    old_cmp = n_old.select([key, *compare]).rename({c: f"{c}__old" for c in compare})
+    joined = n_new.join(old_cmp.with_columns(pl.lit(True).alias("__in_old")), on=key, how="left")
+    in_old = pl.col("__in_old").fill_null(False)
+    differs = pl.lit(False)
+    for c in compare:
+        differs = differs | pl.col(c).ne_missing(pl.col(f"{c}__old"))
+    tagged = joined.with_columns(
+        pl.when(~in_old).then(pl.lit("I")).when(differs).then(pl.lit("U")).alias(_OP)
+    ).filter(pl.col(_OP).is_not_null())
+    upserts = tagged.select([*n_new.columns, _OP])
+    gone = n_old.join(n_new.select(key), on=key, how="anti").with_columns(pl.lit("D").alias(_OP))
+    changes = pl.concat([upserts, gone.select(upserts.columns)], how="vertical")
+    counts = changes[_OP].value_counts()
+    by_op = dict(zip(counts[_OP].to_list(), counts["count"].to_list(), strict=True))
+    schema = pa.schema([*new.schema, pa.field(_OP, pa.string())])
+    return (
+        changes.to_arrow().cast(schema),
+        by_op.get("I", 0),
+        by_op.get("U", 0),
+        by_op.get("D", 0),
+    )
+
+
+def write_cohort_slice(
+    path: str | Path,
+    data: pa.Table,
+    *,
+    key: str,
+    cohort: str,
+    partition_column: str = "cohort",
+    ignore_columns: Iterable[str] = ("ingest_timestamp",),
+    retries: int = 5,
+) -> WriteResult:
+    """Make the ``cohort`` partition of the table at ``path`` hold exactly ``data``.
+
+    One MERGE commit (insert new keys, update changed rows, delete vanished keys), scoped to
+    the partition by a literal; nothing is committed when the slice is unchanged.
+    """
+    check_cohort_label(cohort)
+    path = str(path)
+    table = ensure_table(path, data.schema, [partition_column])
+    for attempt in range(retries + 1):
+        table.update_incremental()
+        old = table.to_pyarrow_table(partitions=[(partition_column, "=", cohort)])
+        old = old.select(data.schema.names).cast(data.schema)
+        changes, ins, upd, dele = diff_slice(old, data, key, ignore_columns)
+        if changes.num_rows == 0:
+            committed = False
+            break
+        cols = data.schema.names
+        updates = {_q(c): f"s.{_q(c)}" for c in cols}
+        predicate = f"t.{_q(key)} = s.{_q(key)} AND t.{_q(partition_column)} = '{cohort}'"
+        try:
+            (
+                table.merge(changes, predicate, source_alias="s", target_alias="t")
+                .when_matched_delete(predicate=f"s.{_OP} = 'D'")
+                .when_matched_update(updates, predicate=f"s.{_OP} = 'U'")
+                .when_not_matched_insert(updates, predicate=f"s.{_OP} = 'I'")
+                .execute()
+            )
+            committed = True
+            break
+        except CommitFailedError as exc:
+            if attempt == retries:
+                raise
+            log.warning(
+                "commit conflict on a cohort slice (%s); retry %d of %d",
+                type(exc).__name__,
+                attempt + 1,
+                retries,
+            )
+            time.sleep(0.1 * (attempt + 1))
+    table.update_incremental()
+    dupes = cross_partition_duplicates(table, data, key, partition_column, cohort)
+    if dupes:
+        log.warning("%d primary keys of cohort %s also exist in another cohort", dupes, cohort)
+    return WriteResult(
+        table_path=path,
+        cohort=cohort,
+        rows=data.num_rows,
+        inserted=ins if committed else 0,
+        updated=upd if committed else 0,
+        deleted=dele if committed else 0,
+        delta_version=table.version(),
+        committed=committed,
+        cross_cohort_duplicate_keys=dupes,
+    )
+
+
+def cross_partition_duplicates(
+    table: DeltaTable, data: pa.Table, key: str, partition_column: str, cohort: str
+) -> int:
+    """How many keys of ``data`` also appear in another partition of ``table``."""
+    if data.num_rows == 0:
+        return 0
+    others = table.to_pyarrow_table(columns=[key], filters=[(partition_column, "!=", cohort)])
+    if others.num_rows == 0:
+        return 0
+    mine = pl.from_arrow(data.select([key]))
+    theirs = pl.from_arrow(others).unique()
+    return mine.join(theirs, on=key, how="semi").height
+
+
+def table_exists_or_raise(path: str | Path) -> DeltaTable:
+    try:
+        return DeltaTable(str(path))
+    except TableNotFoundError:
+        raise FileNotFoundError(f"no Delta table at {path}") from None
