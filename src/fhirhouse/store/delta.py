@@ -19,7 +19,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,6 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     return DeltaTable(str(path)).to_pyarrow_table(columns=columns)
 
 
-def read_partition(path: str | Path, column: str, value: str) -> pa.Table:
-    return DeltaTable(str(path)).to_pyarrow_table(partitions=[(column, "=", value)])
-
-
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -152,7 +148,7 @@ def write_cohort_slice(
     table = ensure_table(path, data.schema, [partition_column])
     for attempt in range(retries + 1):
         table.update_incremental()
-        old = table.to_pyarrow_table(partitions=[(partition_column, "=", cohort)])
+        old = table.to_pyarrow_table(filters=[(partition_column, "=", cohort)])
         old = old.select(data.schema.names).cast(data.schema)
         changes, ins, upd, dele = diff_slice(old, data, key, ignore_columns)
         if changes.num_rows == 0:
@@ -211,9 +207,3 @@ def cross_partition_duplicates(
     theirs = pl.from_arrow(others).unique()
     return mine.join(theirs, on=key, how="semi").height
 
-
-def table_exists_or_raise(path: str | Path) -> DeltaTable:
-    try:
-        return DeltaTable(str(path))
-    except TableNotFoundError:
-        raise FileNotFoundError(f"no Delta table at {path}") from None

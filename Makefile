@@ -1,0 +1,41 @@
+# fhirhouse: `make run` builds the lakehouse from the built-in sample, `make test` runs the
+# checks and tests. Both create the virtual environment (.venv) on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CORES  ?= 4
+
+.PHONY: run test lint fmt dag clean venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+run: venv
+	$(BIN)/snakemake --cores $(CORES)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check .
+	$(BIN)/snakemake --lint
+
+test: lint
+	$(BIN)/python -m pytest -m "not slow"
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/snakefmt .
+
+dag: venv
+	$(BIN)/snakemake --dag | dot -Tsvg > dag.svg
+	$(BIN)/snakemake --rulegraph | dot -Tsvg > rulegraph.svg
+
+clean:
+	rm -rf data .snakemake dag.svg rulegraph.svg

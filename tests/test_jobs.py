@@ -1,0 +1,114 @@
+"""The job functions end to end without Snakemake: quarantine, markers, parity with the oracle."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from conftest import FIXTURES, ORACLE, make_bundle, require_shared, write_bundles
+
+from fhirhouse import SILVER_TABLES, jobs
+from fhirhouse.bronze.landing import cohort_files, list_cohorts
+from fhirhouse.redact import redact
+from fhirhouse.silver.registry import spec
+from fhirhouse.store.delta import read_table
+
+
+def build_all(root, source, **kw):
+    jobs.land_job(root, source, **kw)
+    for cohort in list_cohorts(root):
+        jobs.bronze_cohort_job(root, cohort)
+        jobs.parse_cohort_job(root, cohort)
+        for table in SILVER_TABLES:
+            jobs.write_silver_job(root, cohort, table)
+
+
+def test_bad_files_are_quarantined_and_the_rest_builds(tmp_path):
+    bad_note = {
+        "resourceType": "DocumentReference",
+        "id": "bad-note",
+        "content": [{"attachment": {"data": "abc"}}],  # bad Base64 padding
+    }
+    src = write_bundles(
+        tmp_path / "src",
+        {"good1.json": make_bundle("p1"), "good2.json": make_bundle("p2", extra=[bad_note])},
+    )
+    (src / "empty.json").write_bytes(b"")
+    (src / "trunc.json").write_text('{"resourceType": "Bundle", "entry": [')
+    (src / "list.json").write_text("[1, 2]")
+    (src / "patient.json").write_text(json.dumps({"resourceType": "Patient", "id": "x"}))
+    root = tmp_path / "root"
+    build_all(root, src, cohorts=1)
+    marker = json.loads(jobs.Layout.of(root).parse_marker("A").read_text())
+    assert marker["files"] == 6
+    assert marker["quarantined_files"] == 4 and marker["quarantined_resources"] == 1
+    q = json.loads(jobs.Layout.of(root).quarantine("A").read_text())
+    reasons = {e["file_ref"]: e["reason"] for e in q["entries"] if e["kind"] == "file"}
+    assert reasons[redact("empty.json")] == "empty file"
+    assert reasons[redact("trunc.json")].startswith("not valid JSON")
+    assert reasons[redact("list.json")].startswith("not a FHIR Bundle")
+    assert reasons[redact("patient.json")].startswith("not a FHIR Bundle")
+    note_issue = next(e for e in q["entries"] if e["kind"] == "resource")
+    assert note_issue["file_ref"] == redact("good2.json")
+    assert note_issue["reason"].startswith("note_undecodable")
+    assert "good2" not in json.dumps(q)  # file names never appear, only refs
+    patients = read_table(jobs.Layout.of(root).silver_table("patient"))
+    assert sorted(patients.column("patient_id").to_pylist()) == ["p1", "p2"]
+    notes = read_table(jobs.Layout.of(root).silver_table("soap_note"))
+    assert "bad-note" not in notes.column("note_id").to_pylist()
+
+
+def test_every_table_exists_with_cdf_even_when_empty(tmp_path):
+    src = write_bundles(tmp_path / "src", {"a.json": make_bundle()})
+    root = tmp_path / "root"
+    build_all(root, src, cohorts=1)
+    from deltalake import DeltaTable
+
+    for table in SILVER_TABLES:
+        t = DeltaTable(str(jobs.Layout.of(root).silver_table(table)))
+        assert t.metadata().configuration["delta.enableChangeDataFeed"] == "true"
+        assert t.schema().to_arrow().names == spec(table).schema.names
+
+
+def test_removing_a_bundle_deletes_its_rows_from_that_cohort_only(tmp_path):
+    src = write_bundles(
+        tmp_path / "src", {f"f{i}.json": make_bundle(f"p{i}", n_enc=2) for i in range(4)}
+    )
+    root = tmp_path / "root"
+    build_all(root, src, cohorts=2)
+    (root / "bronze/fhir/cohort=A/f0.json").unlink()
+    jobs.bronze_cohort_job(root, "A")
+    jobs.parse_cohort_job(root, "A")
+    m = jobs.write_silver_job(root, "A", "encounter")
+    assert (m["deleted"], m["inserted"], m["updated"]) == (2, 0, 0)
+    enc = read_table(jobs.Layout.of(root).silver_table("encounter"))
+    assert sorted(set(enc.column("patient_id").to_pylist())) == ["p1", "p2", "p3"]
+
+
+@pytest.fixture(scope="module")
+def fixture_build(tmp_path_factory):
+    require_shared()
+    root = tmp_path_factory.mktemp("parity") / "root"
+    build_all(root, FIXTURES, cohorts=3)
+    return root
+
+
+def test_cohort_assignment_matches_reference(fixture_build):
+    expected = json.loads((ORACLE / "cohort_assignment.json").read_text())
+    got = {p.name: c for c in list_cohorts(fixture_build) for p in cohort_files(fixture_build, c)}
+    assert got == {e["file"]: e["cohort"] for e in expected}
+
+
+@pytest.mark.parametrize("table", SILVER_TABLES)
+def test_silver_parity_with_reference(fixture_build, table):
+    key = spec(table).key
+    ours = pl.from_arrow(read_table(jobs.Layout.of(fixture_build).silver_table(table)))
+    ref = pl.read_parquet(ORACLE / f"silver_{table}.parquet")
+    cols = [c for c in ref.columns if c != "ingest_timestamp"]
+    ours = ours.select(cols).sort(key)
+    ref = ref.select(cols).sort(key)
+    assert ours.schema == ref.schema
+    assert ours.height == ref.height
+    for col in cols:
+        assert ours[col].equals(ref[col]), f"{table}.{col} differs from the reference"
