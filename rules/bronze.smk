@@ -3,7 +3,7 @@
 
 checkpoint land:
     input:
-        source_files,
+        source_state,
     output:
         str(LAYOUT.landing_marker()),
     log:
@@ -20,9 +20,12 @@ checkpoint land:
         "../scripts/land.py"
 
 
+# The landing marker is an input for lineage and ordering only: ancient() keeps a re-landing
+# of other cohorts from rerunning this one; the cohort's own files decide.
 rule bronze:
     input:
-        bronze_files,
+        landing=ancient(str(LAYOUT.landing_marker())),
+        state=bronze_state,
     output:
         str(MARKERS / "bronze" / "cohort={cohort}.json"),
     log:

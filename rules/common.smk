@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from fhirhouse import SILVER_TABLES
-from fhirhouse.bronze.landing import cohort_files, list_cohorts
+from fhirhouse.bronze.landing import cohort_files, list_cohorts, sync_state_file
 from fhirhouse.bronze.dicom_index import dicom_dir
 from fhirhouse.jobs import Layout
 
@@ -20,15 +20,21 @@ wildcard_constraints:
     cohort=COHORT_PATTERN,
 
 
-def source_files(wildcards):
-    """The source bundles: the landing job reruns when one is added or changed."""
+STATE = MARKERS / "bronze" / "_state"
+
+
+# Bundle files are never declared as inputs: their names embed patient names and ids, and
+# Snakemake prints inputs in job listings and its logs. A state file per folder stands in for
+# them (file count, bytes, a fingerprint of names/sizes/mtimes), rewritten only on a change.
+def source_state(wildcards):
+    """The source folder's state: the landing job reruns when a bundle is added or changed."""
     source = config.get("source")
     if not source:
         return []
     folder = Path(source)
     if not folder.is_dir():
         raise WorkflowError(f"config source={source!r} is not a folder")
-    return sorted(str(p) for p in folder.glob("*.json"))
+    return str(sync_state_file(STATE / "source.json", sorted(folder.glob("*.json"))))
 
 
 def cohorts():
@@ -37,9 +43,11 @@ def cohorts():
     return list_cohorts(ROOT)
 
 
-def bronze_files(wildcards):
+def bronze_state(wildcards):
+    """One cohort's Bronze state, read after landing has run."""
     checkpoints.land.get()
-    return [str(p) for p in cohort_files(ROOT, wildcards.cohort)]
+    files = cohort_files(ROOT, wildcards.cohort)
+    return str(sync_state_file(STATE / f"cohort={wildcards.cohort}.json", files))
 
 
 def dicom_files(wildcards):

@@ -110,6 +110,36 @@ def cohort_digest(files: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
+def folder_state(files: Sequence[Path]) -> dict[str, object]:
+    """A cheap fingerprint of a set of files (names, sizes, mtimes) that names none of them."""
+    h = hashlib.sha256()
+    total = 0
+    for p in sorted(files, key=lambda x: x.name):
+        st = p.stat()
+        total += st.st_size
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return {"files": len(files), "bytes": total, "fingerprint": h.hexdigest()}
+
+
+def sync_state_file(path: str | Path, files: Sequence[Path]) -> Path:
+    """Write ``folder_state(files)`` to ``path`` only when it changed; return ``path``.
+
+    Snakemake tracks these small files instead of the bundles themselves, so job listings and
+    Snakemake's own logs never show a bundle file name (they embed patient names and ids),
+    while an added, removed or rewritten bundle still changes the file and triggers a rerun.
+    """
+    path = Path(path)
+    state = folder_state(files)
+    if path.exists():
+        try:
+            if json.loads(path.read_text()) == state:
+                return path
+        except ValueError:
+            pass
+    write_json_atomic(path, state)
+    return path
+
+
 @dataclass
 class LandingResult:
     new: dict[str, int] = field(default_factory=dict)

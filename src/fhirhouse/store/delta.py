@@ -206,4 +206,3 @@ def cross_partition_duplicates(
     mine = pl.from_arrow(data.select([key]))
     theirs = pl.from_arrow(others).unique()
     return mine.join(theirs, on=key, how="semi").height
-

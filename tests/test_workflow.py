@@ -1,0 +1,210 @@
+"""Snakemake behaviour end to end: fresh build, no-op rerun, per-cohort reruns, backfill,
+single-table rebuild, new drops, existing Bronze trees, DAG rendering, PHI-free logs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import snakemake
+
+from fhirhouse import SILVER_TABLES, jobs
+from fhirhouse.store.delta import table_version
+
+pytestmark = pytest.mark.workflow
+
+
+def markers(root: Path) -> dict[str, dict]:
+    """Job markers by path (the folder-state files under bronze/_state are not job outputs)."""
+    base = root / "_markers"
+    return {
+        str(p.relative_to(base)): json.loads(p.read_text())
+        for p in base.rglob("*.json")
+        if "_state" not in p.parts
+    }
+
+
+def versions(root: Path) -> dict[str, int | None]:
+    return {t: table_version(jobs.Layout.of(root).silver_table(t)) for t in SILVER_TABLES}
+
+
+def partition_files(root: Path, cohort: str) -> set[str]:
+    return {str(p.relative_to(root)) for p in (root / "silver").rglob(f"cohort={cohort}/*.parquet")}
+
+
+def reran(before: dict[str, dict], after: dict[str, dict]) -> set[str]:
+    """Markers rewritten between two snapshots."""
+    return {k for k in after if k not in before or after[k]["run_id"] != before[k]["run_id"]}
+
+
+@pytest.fixture
+def built(tmp_path, sample_source):
+    root = tmp_path / "lake"
+    snakemake(tmp_path, "--cores", "4", config={"root": root, "source": sample_source})
+    return tmp_path, root, sample_source
+
+
+def test_fresh_build_then_rerun_is_a_noop(built):
+    workdir, root, source = built
+    assert sorted(p.name for p in (root / "bronze/fhir").iterdir()) == [
+        "cohort=A",
+        "cohort=B",
+        "cohort=C",
+    ]
+    for table in SILVER_TABLES:
+        assert (root / "silver" / table / "_delta_log").is_dir()
+        for cohort in "ABC":
+            m = json.loads((root / f"_markers/silver/{table}/cohort={cohort}.json").read_text())
+            assert {"delta_version", "rows", "run_id", "written_at"} <= set(m)
+    manifest = json.loads((root / "bronze/_metadata/manifest.json").read_text())
+    assert manifest["file_count"] == 6 and manifest["cohorts"] == {"A": 2, "B": 2, "C": 2}
+    before_m, before_v = markers(root), versions(root)
+    proc = snakemake(workdir, "--cores", "4", config={"root": root, "source": source})
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert markers(root) == before_m and versions(root) == before_v
+
+
+def test_changing_one_bundle_reruns_only_its_cohort(built):
+    workdir, root, source = built
+    b_file = sorted(source.iterdir())[1]  # file 1 of the sorted names lands in cohort B
+    assert (root / "bronze/fhir/cohort=B" / b_file.name).exists()
+    bundle = json.loads(b_file.read_text())
+    patient = next(
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+    )
+    patient["gender"] = "other"
+    b_file.write_text(json.dumps(bundle))
+    before_m, files_a, files_c = (
+        markers(root),
+        partition_files(root, "A"),
+        partition_files(root, "C"),
+    )
+    snakemake(workdir, "--cores", "4", config={"root": root, "source": source})
+    after = markers(root)
+    changed = reran(before_m, after) - {"bronze/landing.json"}
+    assert changed and all("cohort=B" in k for k in changed)
+    assert len(changed) == 1 + 1 + 10 + 1  # bronze, parse, ten tables, cohort summary
+    assert after["silver/patient/cohort=B.json"]["updated"] == 1
+    assert after["silver/encounter/cohort=B.json"]["committed"] is False
+    assert partition_files(root, "A") == files_a and partition_files(root, "C") == files_c
+
+
+def test_backfill_one_cohort_as_documented(built):
+    workdir, root, source = built
+    before, v_before = markers(root), versions(root)
+    # README: snakemake <root>/_markers/silver/cohort=B.json --forcerun parse
+    snakemake(
+        workdir,
+        str(root / "_markers/silver/cohort=B.json"),
+        "--cores",
+        "4",
+        "--forcerun",
+        "parse",
+        config={"root": root, "source": source},
+    )
+    changed = reran(before, markers(root))
+    assert "parse/cohort=B.json" in changed
+    assert all("cohort=B" in k for k in changed)
+    assert "silver/patient/cohort=B.json" in changed  # downstream of parse reran too
+    assert versions(root) == v_before  # same bundles: the rewrite commits nothing
+
+
+def test_one_table_of_one_cohort_rebuilds_alone(built):
+    workdir, root, source = built
+    before, v_before = markers(root), versions(root)
+    target = root / "_markers/silver/observation/cohort=B.json"
+    snakemake(
+        workdir,
+        str(target),
+        "--cores",
+        "2",
+        "--forcerun",
+        "silver_observation",
+        config={"root": root, "source": source},
+    )
+    assert reran(before, markers(root)) == {"silver/observation/cohort=B.json"}
+    assert versions(root) == v_before  # same staged data: nothing to commit
+
+
+def test_new_drop_lands_in_its_own_cohort(built, tmp_path):
+    workdir, root, source = built
+    new = json.loads(sorted(source.iterdir())[0].read_text())
+    for e in new["entry"]:
+        e["resource"]["id"] = "drop-" + str(e["resource"].get("id"))
+        e["fullUrl"] = "urn:uuid:" + e["resource"]["id"]
+    (source / "zz_new_drop.json").write_text(json.dumps(new))
+    before = markers(root)
+    snakemake(workdir, "--cores", "4", config={"root": root, "source": source, "cohort": "D"})
+    assert [p.name for p in (root / "bronze/fhir/cohort=D").iterdir()] == ["zz_new_drop.json"]
+    changed = reran(before, markers(root)) - {"bronze/landing.json"}
+    assert changed and all("cohort=D" in k for k in changed)
+    assert markers(root)["silver/patient/cohort=D.json"]["inserted"] == 1
+
+
+def test_existing_bronze_tree_without_source(tmp_path, sample_source):
+    root = tmp_path / "lake"
+    for i, f in enumerate(sorted(sample_source.iterdir())):
+        dst = root / "bronze/fhir" / f"cohort={'xy'[i % 2]}" / f.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, dst)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"root: {root}\nsource: null\n")
+    snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
+    assert (root / "_markers/silver/cohort=x.json").exists()
+    assert (root / "_markers/silver/cohort=y.json").exists()
+
+
+def test_dag_and_rulegraph_render(built):
+    workdir, root, source = built
+    cfg = {"root": root, "source": source}
+    for kind in ("--dag", "--rulegraph"):
+        dot_src = snakemake(workdir, kind, config=cfg).stdout
+        svg = subprocess.run(
+            ["dot", "-Tsvg"], input=dot_src, capture_output=True, text=True, check=True
+        ).stdout
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+        if kind == "--rulegraph":
+            for table in SILVER_TABLES:
+                assert f"silver_{table}" in dot_src
+            assert "parse" in dot_src and "land" in dot_src
+
+
+def test_invalid_config_is_refused(tmp_path, sample_source):
+    proc = snakemake(
+        tmp_path,
+        "-n",
+        config={"root": tmp_path / "lake", "source": sample_source, "cohort": "../x"},
+        check=False,
+    )
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "is not valid under any of the given schemas" in out
+    assert "instance['cohort']" in out
+
+
+def test_logs_and_markers_carry_no_identifiers(built):
+    workdir, root, source = built
+    secrets: set[str] = set()
+    for f in source.iterdir():
+        secrets.add(f.name)
+        secrets.add(f.stem)
+        bundle = json.loads(f.read_text())
+        for e in bundle["entry"]:
+            r = e["resource"]
+            if r["resourceType"] == "Patient":
+                secrets.add(r["id"])
+                for name in r.get("name", []):
+                    secrets.add(name["family"])
+                    secrets.update(name["given"])
+    logged = [p for p in (root / "_logs").rglob("*.log")]
+    logged += list((root / "_markers").rglob("*.json"))
+    logged += list((root / "bronze/_quarantine").rglob("*.json"))
+    logged += list((workdir / ".snakemake" / "log").glob("*.log"))
+    assert len(logged) > 40
+    for path in logged:
+        text = path.read_text()
+        leaks = [s for s in secrets if s in text]
+        assert not leaks, f"{path.name} leaks identifiers"
