@@ -62,7 +62,9 @@ def test_cdf_on_and_change_types(tmp_path):
     assert dt_.metadata().configuration["delta.enableChangeDataFeed"] == "true"
     assert dt_.metadata().partition_columns == ["cohort"]
     cdf = pa.table(dt_.load_cdf(starting_version=2).read_all())
-    changes = sorted(zip(cdf["patient_id"].to_pylist(), cdf["_change_type"].to_pylist()))
+    changes = sorted(
+        zip(cdf["patient_id"].to_pylist(), cdf["_change_type"].to_pylist(), strict=True)
+    )
     assert changes == [
         ("a1", "update_postimage"),
         ("a1", "update_preimage"),
