@@ -16,6 +16,11 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+# `--config source=null` arrives as the string "null": read it as YAML's null.
+for _key in ("source", "cohort"):
+    if str(config.get(_key)).strip().lower() in ("null", "none", "~", ""):
+        config[_key] = None
+
 validate(config, "schemas/config.schema.yaml")
 
 # One id for every job of this invocation; the rule scripts stamp it on their markers.

@@ -150,9 +150,7 @@ def test_existing_bronze_tree_without_source(tmp_path, sample_source):
         dst = root / "bronze/fhir" / f"cohort={'xy'[i % 2]}" / f.name
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(f, dst)
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(f"root: {root}\nsource: null\n")
-    snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
+    snakemake(tmp_path, "--cores", "2", config={"root": root, "source": "null"})
     assert (root / "_markers/silver/cohort=x.json").exists()
     assert (root / "_markers/silver/cohort=y.json").exists()
 
