@@ -194,15 +194,22 @@ def parse_encounter(r: dict[str, Any]) -> Record:
     }
 
 
-def parse_condition(r: dict[str, Any]) -> Record:
-    code, display = codeable(r.get("code"))
-    status = _dict(_first(_dict(r.get("clinicalStatus")).get("coding"))).get("code")
+def _clinical(r: dict[str, Any], id_column: str, concept: str = "code") -> Record:
+    """The columns every clinical record starts with: id, patient, encounter, code, display."""
+    code, display = codeable(r.get(concept))
     return {
-        "condition_id": _str(r.get("id")),
+        id_column: _str(r.get("id")),
         "patient_id": _ref(r.get("subject")),
         "encounter_id": _ref(r.get("encounter")),
         "code": code,
         "display": display,
+    }
+
+
+def parse_condition(r: dict[str, Any]) -> Record:
+    status = _dict(_first(_dict(r.get("clinicalStatus")).get("coding"))).get("code")
+    return {
+        **_clinical(r, "condition_id"),
         "clinical_status": _str(status),
         "onset_date": r.get("onsetDateTime"),
         "abatement_date": r.get("abatementDateTime"),
@@ -211,7 +218,6 @@ def parse_condition(r: dict[str, Any]) -> Record:
 
 
 def parse_observation(r: dict[str, Any]) -> Record:
-    code, display = codeable(r.get("code"))
     category = _dict(_first(_dict(_first(r.get("category"))).get("coding"))).get("code")
     quantity = _dict(r.get("valueQuantity"))
     value_string = r.get("valueString")
@@ -231,11 +237,7 @@ def parse_observation(r: dict[str, Any]) -> Record:
             }
         )
     return {
-        "observation_id": _str(r.get("id")),
-        "patient_id": _ref(r.get("subject")),
-        "encounter_id": _ref(r.get("encounter")),
-        "code": code,
-        "display": display,
+        **_clinical(r, "observation_id"),
         "category": _str(category),
         "value": quantity.get("value"),
         "unit": quantity.get("unit"),
@@ -246,13 +248,8 @@ def parse_observation(r: dict[str, Any]) -> Record:
 
 
 def parse_medication_request(r: dict[str, Any]) -> Record:
-    code, display = codeable(r.get("medicationCodeableConcept"))
     return {
-        "medication_request_id": _str(r.get("id")),
-        "patient_id": _ref(r.get("subject")),
-        "encounter_id": _ref(r.get("encounter")),
-        "code": code,
-        "display": display,
+        **_clinical(r, "medication_request_id", concept="medicationCodeableConcept"),
         "status": r.get("status"),
         "intent": r.get("intent"),
         "authored_on": r.get("authoredOn"),
@@ -261,14 +258,9 @@ def parse_medication_request(r: dict[str, Any]) -> Record:
 
 
 def parse_procedure(r: dict[str, Any]) -> Record:
-    code, display = codeable(r.get("code"))
     period = _dict(r.get("performedPeriod"))
     return {
-        "procedure_id": _str(r.get("id")),
-        "patient_id": _ref(r.get("subject")),
-        "encounter_id": _ref(r.get("encounter")),
-        "code": code,
-        "display": display,
+        **_clinical(r, "procedure_id"),
         "status": r.get("status"),
         "performed_start": period.get("start"),
         "performed_end": period.get("end"),
@@ -323,6 +315,17 @@ def classify_report(r: dict[str, Any]) -> str | None:
     return None
 
 
+def _report(r: dict[str, Any], id_column: str) -> Record:
+    """The columns both DiagnosticReport tables start with."""
+    return {
+        id_column: _str(r.get("id")),
+        "patient_id": _ref(r.get("subject")),
+        "encounter_id": _ref(r.get("encounter")),
+        "report_date": r.get("effectiveDateTime"),
+        "status": r.get("status"),
+    }
+
+
 def _presented_url(r: dict[str, Any]) -> str:
     return strip_ref(_dict(_first(r.get("presentedForm"))).get("url"))
 
@@ -348,11 +351,7 @@ def parse_ecg(r: dict[str, Any], index: BundleIndex) -> Record:
         elif column:
             linked[column] = _as_int(_dict(obs.get("valueQuantity")).get("value"))
     return {
-        "ecg_id": _str(r.get("id")),
-        "patient_id": _ref(r.get("subject")),
-        "encounter_id": _ref(r.get("encounter")),
-        "report_date": r.get("effectiveDateTime"),
-        "status": r.get("status"),
+        **_report(r, "ecg_id"),
         "conclusion": r.get("conclusion"),
         **linked,
         "has_waveform": bool(r.get("presentedForm")),
@@ -377,11 +376,7 @@ def parse_genomic(r: dict[str, Any]) -> Record:
     if family is None:
         family = "family history" in (conclusion or "").lower()
     return {
-        "report_id": _str(r.get("id")),
-        "patient_id": _ref(r.get("subject")),
-        "encounter_id": _ref(r.get("encounter")),
-        "report_date": r.get("effectiveDateTime"),
-        "status": r.get("status"),
+        **_report(r, "report_id"),
         "gene_panel_name": codeable(r.get("code"))[1] or None,
         "result_summary": conclusion,
         "has_pathogenic_variant": has_pathogenic_variant(conclusion),
