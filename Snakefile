@@ -1,4 +1,4 @@
-"""fhirhouse: Bronze -> Silver for Synthea FHIR R4 bundles.
+"""fhirhouse: Bronze -> Silver -> Gold for Synthea FHIR R4 bundles.
 
 snakemake --cores 4                                   land and build everything
 snakemake --dag | dot -Tsvg > dag.svg                 the job graph
@@ -30,6 +30,7 @@ os.environ.setdefault("FHIRHOUSE_RUN_ID", uuid.uuid4().hex[:12])
 include: "rules/common.smk"
 include: "rules/bronze.smk"
 include: "rules/silver.smk"
+include: "rules/gold.smk"
 
 
 rule all:

@@ -58,5 +58,10 @@ def silver_markers(cohort):
     return [str(LAYOUT.silver_marker(t, cohort)) for t in TABLES]
 
 
+def gold_markers():
+    return [str(LAYOUT.gold_marker(c)) for c in cohorts()]
+
+
 def all_targets(wildcards):
-    return [str(LAYOUT.silver_cohort_marker(c)) for c in cohorts()]
+    silver = [str(LAYOUT.silver_cohort_marker(c)) for c in cohorts()]
+    return silver + [str(LAYOUT.gold_manifest_marker())]

@@ -1,5 +1,6 @@
-"""Snakemake behaviour end to end: fresh build, no-op rerun, per-cohort reruns, backfill,
-single-table rebuild, new drops, existing Bronze trees, DAG rendering, PHI-free logs."""
+"""Snakemake behaviour end to end: fresh build to Gold, no-op rerun, per-cohort reruns,
+backfill, single-table rebuild, new drops, existing Bronze trees, DAG rendering, PHI-free
+logs."""
 
 from __future__ import annotations
 
@@ -61,6 +62,12 @@ def test_fresh_build_then_rerun_is_a_noop(built):
             assert {"delta_version", "rows", "run_id", "written_at"} <= set(m)
     manifest = json.loads((root / "bronze/_metadata/manifest.json").read_text())
     assert manifest["file_count"] == 6 and manifest["cohorts"] == {"A": 2, "B": 2, "C": 2}
+    assert (root / "gold/encounter_summary/_delta_log").is_dir()
+    corpus = json.loads((root / "gold/_metadata/corpus_manifest.json").read_text())
+    assert corpus["contract_version"] == "1.1.0" and corpus["row_count"] == 18
+    assert set(corpus["cohorts"]) == {"A", "B", "C"}
+    for cohort in "ABC":
+        assert (root / f"_markers/gold/cohort={cohort}.json").exists()
     before_m, before_v = markers(root), versions(root)
     proc = snakemake(workdir, "--cores", "4", config={"root": root, "source": source})
     assert "Nothing to be done" in proc.stdout + proc.stderr
@@ -84,11 +91,14 @@ def test_changing_one_bundle_reruns_only_its_cohort(built):
     )
     snakemake(workdir, "--cores", "4", config={"root": root, "source": source})
     after = markers(root)
-    changed = reran(before_m, after) - {"bronze/landing.json"}
+    changed = reran(before_m, after)
+    assert "gold/manifest.json" in changed
+    changed -= {"bronze/landing.json", "gold/manifest.json"}
     assert changed and all("cohort=B" in k for k in changed)
-    assert len(changed) == 1 + 1 + 10 + 1  # bronze, parse, ten tables, cohort summary
+    assert len(changed) == 1 + 1 + 10 + 1 + 1  # bronze, parse, ten tables, summary, gold
     assert after["silver/patient/cohort=B.json"]["updated"] == 1
     assert after["silver/encounter/cohort=B.json"]["committed"] is False
+    assert after["gold/cohort=B.json"]["updated"] == 3  # patient_gender on B's 3 encounters
     assert partition_files(root, "A") == files_a and partition_files(root, "C") == files_c
 
 
@@ -139,8 +149,9 @@ def test_new_drop_lands_in_its_own_cohort(built, tmp_path):
     before = markers(root)
     snakemake(workdir, "--cores", "4", config={"root": root, "source": source, "cohort": "D"})
     assert [p.name for p in (root / "bronze/fhir/cohort=D").iterdir()] == ["zz_new_drop.json"]
-    changed = reran(before, markers(root)) - {"bronze/landing.json"}
+    changed = reran(before, markers(root)) - {"bronze/landing.json", "gold/manifest.json"}
     assert changed and all("cohort=D" in k for k in changed)
+    assert markers(root)["gold/cohort=D.json"]["inserted"] == 3
     assert markers(root)["silver/patient/cohort=D.json"]["inserted"] == 1
 
 
@@ -167,7 +178,8 @@ def test_dag_and_rulegraph_render(built):
         if kind == "--rulegraph":
             for table in SILVER_TABLES:
                 assert f"silver_{table}" in dot_src
-            assert "parse" in dot_src and "land" in dot_src
+            for rule in ("land", "bronze", "parse", "silver_cohort", "gold", "gold_manifest"):
+                assert f'label = "{rule}"' in dot_src
 
 
 def test_invalid_config_is_refused(tmp_path, sample_source):

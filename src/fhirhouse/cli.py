@@ -23,17 +23,18 @@ log = logging.getLogger("fhirhouse.cli")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fhirhouse",
-        description="Local-first lakehouse for Synthea FHIR R4 bundles (Bronze -> Silver).",
+        description="Local-first lakehouse for Synthea FHIR R4 bundles (Bronze -> Silver -> Gold).",
     )
     p.add_argument("--version", action="version", version=f"fhirhouse {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run",
-        help="land bundles and build the Silver tables, cohort by cohort",
+        help="land bundles and build Silver and Gold, cohort by cohort",
         description=(
             "Land new or changed bundles from --source into Bronze, then parse each cohort "
-            "once and write its slice of the ten Silver Delta tables. Defaults come from "
-            "config/config.yaml when it exists (the same file Snakemake reads)."
+            "once, write its slice of the ten Silver Delta tables and recompute its Gold rows; "
+            "finally write the corpus manifest. Defaults come from config/config.yaml when it "
+            "exists (the same file Snakemake reads)."
         ),
     )
     run.add_argument("--config", type=Path, help="config file (default: config/config.yaml)")
@@ -64,7 +65,28 @@ def _parser() -> argparse.ArgumentParser:
         metavar="X",
         help="build only this cohort (repeatable; default: every cohort in Bronze)",
     )
+    run.add_argument("--no-gold", action="store_true", help="build Bronze and Silver only")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    gold = sub.add_parser(
+        "gold",
+        help="rebuild Gold and the corpus manifest from the current Silver tables",
+        description="Recompute gold.encounter_summary for every cohort in Silver, then write "
+        "<root>/gold/_metadata/corpus_manifest.json.",
+    )
+    gold.add_argument("--config", type=Path, help="config file (default: config/config.yaml)")
+    gold.add_argument("--root", help="storage root (config `root`, default: data)")
+    gold.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    contract = sub.add_parser(
+        "contract",
+        help="write the generated contract files (JSON Schema, data dictionary, contract)",
+        description="Write schemas/gold_encounter_summary.json, docs/DATA_DICTIONARY.md and "
+        "docs/CORPUS_CONTRACT.md from the code; with --check, write nothing and exit 1 when a "
+        "committed file is stale.",
+    )
+    contract.add_argument("--check", action="store_true", help="fail if a file is stale")
+    contract.add_argument(
+        "--dir", type=Path, default=Path("."), help="repository root (default: .)"
+    )
     return p
 
 
@@ -124,7 +146,50 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     print()
     print(_summary(root, results))
-    print(f"\ndone in {time.monotonic() - started:.1f} s; Silver tables under {root}/silver/")
+    if not args.no_gold:
+        _build_gold(root, wanted)
+    print(f"\ndone in {time.monotonic() - started:.1f} s; tables under {root}/")
+    return 0
+
+
+def _build_gold(root: str, cohorts: Sequence[str]) -> None:
+    for cohort in cohorts:
+        m = jobs.gold_cohort_job(root, cohort)
+        print(
+            f"gold cohort {cohort}: {m['rows']} rows "
+            f"(+{m['inserted']} ~{m['updated']} -{m['deleted']}) in {m['seconds']:.2f} s"
+        )
+    manifest = jobs.gold_manifest_job(root)
+    print(
+        f"gold.encounter_summary: {manifest['row_count']} rows, version "
+        f"{manifest['gold_delta_version']}; manifest {jobs.Layout.of(root).corpus_manifest}"
+    )
+
+
+def cmd_gold(args: argparse.Namespace) -> int:
+    root = load_config(args.config, {"root": args.root})["root"]
+    cohorts = jobs.silver_cohorts(root)
+    if not cohorts:
+        print(f"error: no Silver tables under {root}; run `fhirhouse run` first", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    _build_gold(root, cohorts)
+    print(f"done in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def cmd_contract(args: argparse.Namespace) -> int:
+    from fhirhouse.gold import contract
+
+    if args.check:
+        stale = contract.stale(args.dir)
+        for path in stale:
+            print(f"stale: {path} (regenerate with `fhirhouse contract`)", file=sys.stderr)
+        if not stale:
+            print("contract files are up to date")
+        return 1 if stale else 0
+    for path in contract.write_all(args.dir):
+        print(f"wrote {path}")
     return 0
 
 
@@ -137,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "gold":
+            return cmd_gold(args)
+        if args.command == "contract":
+            return cmd_contract(args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -30,6 +30,8 @@ from fhirhouse import SILVER_TABLES, __version__
 from fhirhouse.bronze import landing
 from fhirhouse.bronze.dicom_index import DicomIndex
 from fhirhouse.fhir.parser import NotABundleError, parse_bundle
+from fhirhouse.gold import encounter_summary as gold
+from fhirhouse.gold.manifest import build_corpus_manifest
 from fhirhouse.redact import redact
 from fhirhouse.silver.build import build_table
 from fhirhouse.silver.registry import RUN_COLUMNS, spec
@@ -83,6 +85,20 @@ class Layout:
 
     def silver_cohort_marker(self, cohort: str) -> Path:
         return self.markers / "silver" / f"cohort={cohort}.json"
+
+    @property
+    def gold_table(self) -> Path:
+        return self.root / "gold" / "encounter_summary"
+
+    @property
+    def corpus_manifest(self) -> Path:
+        return self.root / "gold" / "_metadata" / "corpus_manifest.json"
+
+    def gold_marker(self, cohort: str) -> Path:
+        return self.markers / "gold" / f"cohort={cohort}.json"
+
+    def gold_manifest_marker(self) -> Path:
+        return self.markers / "gold" / "manifest.json"
 
 
 def _now() -> str:
@@ -330,3 +346,111 @@ def silver_versions(root: str | Path) -> dict[str, int | None]:
     """The current Delta version of every Silver table (``None`` when absent)."""
     layout = Layout.of(root)
     return {t: delta.table_version(layout.silver_table(t)) for t in SILVER_TABLES}
+
+
+# --------------------------------------------------------------------------------- gold
+
+
+def gold_cohort_job(
+    root: str | Path, cohort: str, marker: str | Path | None = None
+) -> dict[str, Any]:
+    """Recompute Gold for one cohort's patients and make those rows current.
+
+    Reads only the cohort's Silver partitions (a patient's bundle lives in one cohort), so the
+    cost follows the cohort, not the corpus. Rows of other cohorts are left untouched; Gold
+    rows whose encounter no longer exists in Silver are deleted; unchanged rows keep their
+    ``created_timestamp`` and ``silver_versions``.
+    """
+    layout = Layout.of(root)
+    started = time.monotonic()
+    versions = silver_versions(root)
+    silver = {t: delta.read_partition(layout.silver_table(t), cohort) for t in SILVER_TABLES}
+    created = dt.datetime.now(dt.UTC)
+    rows = gold.build_encounter_summary(silver, created, versions)
+    orphans: list[str] = []
+    if delta.is_table(layout.gold_table):
+        live = set(
+            delta.read_table(layout.silver_table("encounter"), ["encounter_id"])
+            .column("encounter_id")
+            .to_pylist()
+        )
+        current = delta.read_table(layout.gold_table, [gold.KEY]).column(gold.KEY).to_pylist()
+        orphans = sorted(set(current) - live)
+    merged = delta.upsert_keys(
+        layout.gold_table,
+        rows,
+        key=gold.KEY,
+        delete_keys=orphans,
+        ignore_columns=gold.RUN_COLUMNS,
+    )
+    version = delta.table_version(layout.gold_table)
+    log.info(
+        "gold cohort %s: %d rows (+%d ~%d -%d), version %s in %.2f s",
+        cohort,
+        rows.num_rows,
+        merged.inserted,
+        merged.updated,
+        merged.deleted,
+        version,
+        time.monotonic() - started,
+    )
+    payload = {
+        "cohort": cohort,
+        "rows": rows.num_rows,
+        "inserted": merged.inserted,
+        "updated": merged.updated,
+        "deleted": merged.deleted,
+        "committed": merged.committed,
+        "delta_version": version,
+        "silver_versions": versions,
+        "contract_version": gold.CONTRACT_VERSION,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    return write_marker(marker or layout.gold_marker(cohort), "gold", payload)
+
+
+def gold_manifest_job(
+    root: str | Path,
+    manifest: str | Path | None = None,
+    marker: str | Path | None = None,
+) -> dict[str, Any]:
+    """Write the corpus manifest from the current Gold and Silver tables."""
+    layout = Layout.of(root)
+    if delta.is_table(layout.gold_table):
+        table = delta.read_table(layout.gold_table)
+    else:
+        table = gold.GOLD_SCHEMA.empty_table()
+    counts = {}
+    for t in SILVER_TABLES:
+        path = layout.silver_table(t)
+        counts[t] = delta.read_table(path, [spec(t).key]).num_rows if delta.is_table(path) else 0
+    enc_path = layout.silver_table("encounter")
+    cohorts = (
+        delta.read_table(enc_path, ["encounter_id", "cohort"]) if delta.is_table(enc_path) else None
+    )
+    doc = build_corpus_manifest(
+        table,
+        counts,
+        dt.datetime.now(dt.UTC),
+        silver_versions(root),
+        gold_version=delta.table_version(layout.gold_table),
+        encounter_cohorts=cohorts,
+    )
+    write_json_atomic(manifest or layout.corpus_manifest, doc, sort_keys=False)
+    log.info(
+        "corpus manifest: %d Gold rows, gold version %s",
+        doc["row_count"],
+        doc["gold_delta_version"],
+    )
+    payload = {
+        "row_count": doc["row_count"],
+        "gold_delta_version": doc["gold_delta_version"],
+        "contract_version": doc["contract_version"],
+        "cohorts": {k: v["row_count"] for k, v in doc.get("cohorts", {}).items()},
+    }
+    return write_marker(marker or layout.gold_manifest_marker(), "gold", payload)
+
+
+def silver_cohorts(root: str | Path) -> list[str]:
+    """Cohorts present in Silver (partitions of the encounter table)."""
+    return delta.partition_values(Layout.of(root).silver_table("encounter"))

@@ -26,9 +26,10 @@ def _replace_from_temp(path: Path, write: Any) -> None:
         raise
 
 
-def write_json_atomic(path: str | Path, payload: Any) -> None:
+def write_json_atomic(path: str | Path, payload: Any, *, sort_keys: bool = True) -> None:
     """Write ``payload`` as indented JSON; readers see the old file or the new one, never half."""
-    data = (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+    text = json.dumps(payload, indent=2, sort_keys=sort_keys, default=str, ensure_ascii=False)
+    data = (text + "\n").encode("utf-8")
     _replace_from_temp(Path(path), lambda fh: fh.write(data))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,6 +90,18 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     return DeltaTable(str(path)).to_pyarrow_table(columns=columns)
 
 
+def read_partition(path: str | Path, value: str, column: str = "cohort") -> pa.Table:
+    """The rows of one partition of the table at ``path``."""
+    return DeltaTable(str(path)).to_pyarrow_table(filters=[(column, "=", value)])
+
+
+def partition_values(path: str | Path, column: str = "cohort") -> list[str]:
+    """The distinct values of a partition column, sorted; ``[]`` when there is no table."""
+    if not is_table(path):
+        return []
+    return sorted({p[column] for p in DeltaTable(str(path)).partitions() if column in p})
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -128,6 +140,57 @@ def diff_slice(
     )
 
 
+@dataclass
+class _Merged:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    committed: bool = False
+
+
+def _merge_until_committed(
+    table: DeltaTable,
+    data: pa.Table,
+    key: str,
+    read_old: Callable[[DeltaTable], pa.Table],
+    ignore_columns: Iterable[str],
+    scope: str | None,
+    retries: int,
+) -> _Merged:
+    """Diff ``read_old(table)`` -> ``data`` and commit it as one MERGE; retry on conflicts.
+
+    ``scope`` is an extra SQL condition on the target (a partition literal), so that writers
+    of different partitions never conflict. On a conflict the old rows are read again and the
+    diff recomputed before the next try.
+    """
+    cols = data.schema.names
+    updates = {_q(c): f"s.{_q(c)}" for c in cols}
+    predicate = f"t.{_q(key)} = s.{_q(key)}" + (f" AND {scope}" if scope else "")
+    for attempt in range(retries + 1):
+        table.update_incremental()
+        old = read_old(table).select(cols).cast(data.schema)
+        changes, ins, upd, dele = diff_slice(old, data, key, ignore_columns)
+        if changes.num_rows == 0:
+            return _Merged()
+        try:
+            (
+                table.merge(changes, predicate, source_alias="s", target_alias="t")
+                .when_matched_delete(predicate=f"s.{_OP} = 'D'")
+                .when_matched_update(updates, predicate=f"s.{_OP} = 'U'")
+                .when_not_matched_insert(updates, predicate=f"s.{_OP} = 'I'")
+                .execute()
+            )
+            return _Merged(ins, upd, dele, True)
+        except CommitFailedError as exc:
+            if attempt == retries:
+                raise
+            log.warning(
+                "commit conflict (%s); retry %d of %d", type(exc).__name__, attempt + 1, retries
+            )
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def write_cohort_slice(
     path: str | Path,
     data: pa.Table,
@@ -146,37 +209,15 @@ def write_cohort_slice(
     check_cohort_label(cohort)
     path = str(path)
     table = ensure_table(path, data.schema, [partition_column])
-    for attempt in range(retries + 1):
-        table.update_incremental()
-        old = table.to_pyarrow_table(filters=[(partition_column, "=", cohort)])
-        old = old.select(data.schema.names).cast(data.schema)
-        changes, ins, upd, dele = diff_slice(old, data, key, ignore_columns)
-        if changes.num_rows == 0:
-            committed = False
-            break
-        cols = data.schema.names
-        updates = {_q(c): f"s.{_q(c)}" for c in cols}
-        predicate = f"t.{_q(key)} = s.{_q(key)} AND t.{_q(partition_column)} = '{cohort}'"
-        try:
-            (
-                table.merge(changes, predicate, source_alias="s", target_alias="t")
-                .when_matched_delete(predicate=f"s.{_OP} = 'D'")
-                .when_matched_update(updates, predicate=f"s.{_OP} = 'U'")
-                .when_not_matched_insert(updates, predicate=f"s.{_OP} = 'I'")
-                .execute()
-            )
-            committed = True
-            break
-        except CommitFailedError as exc:
-            if attempt == retries:
-                raise
-            log.warning(
-                "commit conflict on a cohort slice (%s); retry %d of %d",
-                type(exc).__name__,
-                attempt + 1,
-                retries,
-            )
-            time.sleep(0.1 * (attempt + 1))
+    merged = _merge_until_committed(
+        table,
+        data,
+        key,
+        lambda t: t.to_pyarrow_table(filters=[(partition_column, "=", cohort)]),
+        ignore_columns,
+        f"t.{_q(partition_column)} = '{cohort}'",
+        retries,
+    )
     table.update_incremental()
     dupes = cross_partition_duplicates(table, data, key, partition_column, cohort)
     if dupes:
@@ -185,13 +226,41 @@ def write_cohort_slice(
         table_path=path,
         cohort=cohort,
         rows=data.num_rows,
-        inserted=ins if committed else 0,
-        updated=upd if committed else 0,
-        deleted=dele if committed else 0,
+        inserted=merged.inserted,
+        updated=merged.updated,
+        deleted=merged.deleted,
         delta_version=table.version(),
-        committed=committed,
+        committed=merged.committed,
         cross_cohort_duplicate_keys=dupes,
     )
+
+
+def upsert_keys(
+    path: str | Path,
+    data: pa.Table,
+    *,
+    key: str,
+    delete_keys: Iterable[str] = (),
+    ignore_columns: Iterable[str] = (),
+    retries: int = 5,
+) -> _Merged:
+    """Make the rows of ``data`` current in an unpartitioned table and delete ``delete_keys``.
+
+    Rows with other keys are untouched; unchanged rows (ignoring ``ignore_columns``) are not
+    rewritten. One MERGE commit, or none when nothing changed.
+    """
+    table = ensure_table(str(path), data.schema, [])
+    keys = set(data.column(key).to_pylist()) | set(delete_keys)
+
+    def read_old(t: DeltaTable) -> pa.Table:
+        if not keys:
+            return data.schema.empty_table()
+        # Polars' Delta scan prunes by the key and reads the string_view columns delta-rs's
+        # MERGE writes; pyarrow's dataset filter fails on them (string vs string_view stats).
+        scan = pl.scan_delta(str(path), version=t.version())
+        return scan.filter(pl.col(key).is_in(sorted(keys))).collect().to_arrow()
+
+    return _merge_until_committed(table, data, key, read_old, ignore_columns, None, retries)
 
 
 def cross_partition_duplicates(

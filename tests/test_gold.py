@@ -1,0 +1,500 @@
+"""gold.encounter_summary v1.1.0: the transform, the contract files, the manifest, and
+per-cohort incremental updates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import uuid
+
+import jsonschema
+import polars as pl
+import pyarrow as pa
+import pytest
+from conftest import FIXTURES, ORACLE, REPO, b64, require_shared, write_bundles
+from deltalake import DeltaTable
+
+from fhirhouse import SILVER_TABLES, jobs
+from fhirhouse.cli import main
+from fhirhouse.fhir.parser import parse_bundle
+from fhirhouse.gold import contract
+from fhirhouse.gold.encounter_summary import (
+    GOLD_SCHEMA,
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
+    SUMMARY_NAMESPACE,
+    build_encounter_summary,
+    empty_silver,
+)
+from fhirhouse.gold.manifest import build_corpus_manifest
+from fhirhouse.silver.build import build_table
+from fhirhouse.store.delta import read_table
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def silver_from(*bundles: dict) -> dict[str, pa.Table]:
+    records = {t: [] for t in SILVER_TABLES}
+    for bundle in bundles:
+        for table, recs in parse_bundle(bundle).records.items():
+            records[table] += recs
+    return {t: build_table(t, records[t], ingest_timestamp=NOW, cohort="A") for t in records}
+
+
+def _r(rtype: str, rid: str, **fields) -> dict:
+    return {"fullUrl": f"urn:uuid:{rid}", "resource": {"resourceType": rtype, "id": rid, **fields}}
+
+
+def cc(code: str, display: str, text: str | None = None) -> dict:
+    out: dict = {"coding": [{"code": code, "display": display}]}
+    if text:
+        out["text"] = text
+    return out
+
+
+P = {"reference": "urn:uuid:pat-1"}
+E1, E2 = {"reference": "urn:uuid:enc-1"}, {"reference": "urn:uuid:enc-2"}
+
+
+def context_bundle() -> dict:
+    """Our own equivalent of the reference's hand-built fixture (spec section 9.1)."""
+    note1 = "SUBJECTIVE: chest discomfort\nOBJECTIVE: BP 154/85\nASSESSMENT: angina\nPLAN: aspirin"
+    note2 = "2021-06-01\n\n# Chief Complaint\ncough\n# Assessment and Plan\nviral URI\n"
+    entries = [
+        _r("Patient", "pat-1", gender="female", birthDate="1980-07-15"),
+        _r(
+            "Encounter",
+            "enc-1",
+            status="finished",
+            type=[cc("185349003", "Encounter for check up (procedure)")],
+            subject=P,
+            period={"start": "2021-03-15T09:00:00-04:00", "end": "2021-03-15T09:30:00-04:00"},
+        ),
+        _r("Encounter", "enc-2", subject=P, period={"start": "2021-06-01T10:00:00-04:00"}),
+        _r(
+            "Condition",
+            "cond-1",
+            subject=P,
+            encounter=E1,
+            code=cc("59621000", "Essential hypertension (disorder)"),
+            onsetDateTime="2019-01-01",
+        ),
+        _r(
+            "Observation",
+            "obs-hr",
+            subject=P,
+            encounter=E1,
+            category=[{"coding": [{"code": "vital-signs"}]}],
+            code=cc("8867-4", "Heart rate"),
+            valueQuantity={"value": 72, "unit": "/min"},
+            effectiveDateTime="2021-03-15T09:10:00-04:00",
+        ),
+        _r(
+            "Observation",
+            "obs-bp",
+            subject=P,
+            encounter=E1,
+            code=cc("85354-9", "Blood pressure panel"),
+            effectiveDateTime="2021-03-15T09:10:00-04:00",
+            component=[
+                {"code": cc("8480-6", "Systolic"), "valueQuantity": {"value": 154}},
+                {"code": cc("8462-4", "Diastolic"), "valueQuantity": {"value": 85}},
+            ],
+        ),
+        _r(
+            "Observation",
+            "obs-glucose",
+            subject=P,
+            encounter=E1,
+            category=[{"coding": [{"code": "laboratory"}]}],
+            code=cc("2339-0", "Glucose"),
+            valueQuantity={"value": 95, "unit": "mg/dL"},
+            effectiveDateTime="2021-03-15T09:15:00-04:00",
+        ),
+        _r(
+            "MedicationRequest",
+            "med-1",
+            status="active",
+            subject=P,
+            encounter=E1,
+            medicationCodeableConcept=cc("243670", "Aspirin 81 MG Oral Tablet"),
+            authoredOn="2021-03-15T09:20:00-04:00",
+        ),
+        _r(
+            "Procedure",
+            "proc-1",
+            subject=P,
+            encounter=E1,
+            code=cc("5880005", "Blood pressure taking (procedure)"),
+            performedPeriod={"start": "2021-03-15T09:05:00-04:00"},
+        ),
+        _r(
+            "DocumentReference",
+            "docref-001",
+            subject=P,
+            date="2021-03-15T09:30:00-04:00",
+            context={"encounter": [E1]},
+            content=[{"attachment": {"data": b64(note1)}}],
+        ),
+        _r(
+            "DocumentReference",
+            "docref-002",
+            subject=P,
+            date="2021-06-01T10:30:00-04:00",
+            context={"encounter": [E2]},
+            content=[{"attachment": {"url": "urn:uuid:binary-002"}}],
+        ),
+        _r("Binary", "binary-002", data=b64(note2)),
+        _r(
+            "DiagnosticReport",
+            "ecg-001",
+            subject=P,
+            encounter=E1,
+            code=cc("11524-6", "EKG study", "Electrocardiogram"),
+            effectiveDateTime="2021-03-15T09:35:00-04:00",
+            conclusion="Normal sinus rhythm, no acute ischemic changes.",
+            result=[{"reference": "urn:uuid:obs-ecg-hr"}, {"reference": "urn:uuid:obs-ecg-r"}],
+        ),
+        # The ECG's heart rate has no date: a dated vital must win over it.
+        _r(
+            "Observation",
+            "obs-ecg-hr",
+            subject=P,
+            encounter=E1,
+            code=cc("8867-4", "Heart rate"),
+            valueQuantity={"value": 78},
+        ),
+        _r(
+            "Observation",
+            "obs-ecg-r",
+            subject=P,
+            encounter=E1,
+            code=cc("8893-1", "Rhythm"),
+            valueCodeableConcept=cc("NSR", "Normal sinus rhythm"),
+        ),
+        _r(
+            "DiagnosticReport",
+            "genomic-001",
+            subject=P,
+            encounter=E1,
+            code=cc("55232-3", "Genetic analysis master panel"),
+            conclusion="No pathogenic variants detected.",
+        ),
+        _r(
+            "ImagingStudy",
+            "imaging-001",
+            subject=P,
+            encounter=E1,
+            started="2021-03-15T09:40:00-04:00",
+            numberOfSeries=1,
+            series=[{"modality": {"code": "MR"}, "bodySite": {"display": "Brain structure"}}],
+        ),
+    ]
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+@pytest.fixture(scope="module")
+def context_gold() -> dict[str, dict]:
+    table = build_encounter_summary(silver_from(context_bundle()), NOW, {"patient": 7})
+    assert table.schema == GOLD_SCHEMA
+    return {r["encounter_id"]: r for r in table.to_pylist()}
+
+
+def test_full_context_row(context_gold):
+    e1 = context_gold["enc-1"]
+    assert e1["patient_age"] == 40 and e1["encounter_date"] == dt.date(2021, 3, 15)
+    assert e1["patient_gender"] == "female"
+    assert e1["encounter_type"] == "Encounter for check up (procedure)"
+    assert e1["active_conditions"] == ["Essential hypertension (disorder)"]
+    assert e1["active_medications"] == ["Aspirin 81 MG Oral Tablet"]
+    assert e1["procedures"] == ["Blood pressure taking (procedure)"]
+    assert e1["recent_vitals"] == {
+        "heart_rate": 72.0,
+        "bp_systolic": 154.0,
+        "bp_diastolic": 85.0,
+        "temperature": None,
+        "o2_saturation": None,
+    }
+    assert {"name": "Glucose", "value": 95.0, "unit": "mg/dL"} in e1["recent_labs"]
+    assert e1["has_ecg"] and e1["ecg_rhythm"] == "Normal sinus rhythm"
+    assert e1["ecg_finding"].startswith("Normal sinus rhythm")
+    assert e1["imaging"]["has_imaging"] and e1["imaging"]["modality"] == "MR"
+    assert e1["has_genomics"] and e1["genomic_summary"] == "No pathogenic variants detected."
+    assert e1["soap_note_id"] == "docref-001"
+    assert e1["created_timestamp"] == NOW
+    assert e1["silver_versions"]["patient"] == 7 and e1["silver_versions"]["encounter"] is None
+
+
+def test_sparse_row_carries_forward_and_is_null_safe(context_gold):
+    e2 = context_gold["enc-2"]
+    assert e2["active_conditions"] == ["Essential hypertension (disorder)"]
+    assert e2["active_medications"] == ["Aspirin 81 MG Oral Tablet"]
+    assert e2["procedures"] == [] and e2["recent_labs"] == []
+    assert e2["recent_vitals"] == dict.fromkeys(
+        ["heart_rate", "bp_systolic", "bp_diastolic", "temperature", "o2_saturation"]
+    )
+    assert e2["has_ecg"] is False and e2["ecg_finding"] is None
+    assert e2["imaging"]["has_imaging"] is False and e2["imaging"]["modality"] is None
+    assert e2["has_genomics"] is False and e2["soap_note_id"] == "docref-002"
+    assert e2["encounter_type"] == ""
+
+
+def test_as_of_date_gate():
+    def cond(cid, name, onset, abated=None):
+        extra = {"abatementDateTime": abated} if abated else {}
+        return _r("Condition", cid, subject=P, code=cc(cid, name), onsetDateTime=onset, **extra)
+
+    def med(mid, name, status, authored):
+        return _r(
+            "MedicationRequest",
+            mid,
+            subject=P,
+            status=status,
+            medicationCodeableConcept=cc(mid, name),
+            authoredOn=authored,
+        )
+
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [
+            _r("Patient", "pat-1", gender="male", birthDate="1970-01-01"),
+            _r("Encounter", "e1", subject=P, period={"start": "2021-01-01T12:00:00Z"}),
+            _r("Encounter", "e2", subject=P, period={"start": "2021-12-31T12:00:00Z"}),
+            _r("Encounter", "e3", subject=P),  # no date
+            cond("c1", "Chronic dz", "2019-05-01"),
+            cond("c2", "Acute dz", "2020-06-01", "2021-06-01"),
+            cond("c3", "Later dz", "2021-09-01"),
+            _r("Condition", "c4", subject=P, code=cc("c4", "Undated dz")),
+            med("m1", "Drug A", "active", "2021-03-01"),
+            med("m2", "Drug B", "stopped", "2020-01-01"),
+        ],
+    }
+    rows = {
+        r["encounter_id"]: r for r in build_encounter_summary(silver_from(bundle), NOW).to_pylist()
+    }
+    assert rows["e1"]["active_conditions"] == ["Acute dz", "Chronic dz", "Undated dz"]
+    assert rows["e1"]["active_medications"] == []
+    assert rows["e2"]["active_conditions"] == ["Chronic dz", "Later dz", "Undated dz"]
+    assert rows["e2"]["active_medications"] == ["Drug A"]
+    # With no encounter date only conditions with neither onset nor abatement survive.
+    assert rows["e3"]["active_conditions"] == ["Undated dz"]
+    assert rows["e3"]["patient_age"] is None and rows["e3"]["encounter_date"] is None
+
+
+def test_age_is_anniversary_based():
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [
+            _r("Patient", "pat-1", birthDate="2000-03-15"),
+            _r("Encounter", "a", subject=P, period={"start": "2021-03-14T12:00:00Z"}),
+            _r("Encounter", "b", subject=P, period={"start": "2021-03-15T12:00:00Z"}),
+        ],
+    }
+    rows = {
+        r["encounter_id"]: r for r in build_encounter_summary(silver_from(bundle), NOW).to_pylist()
+    }
+    assert (rows["a"]["patient_age"], rows["b"]["patient_age"]) == (20, 21)
+
+
+def test_summary_id_is_stable_and_unique(context_gold):
+    again = build_encounter_summary(silver_from(context_bundle()), NOW + dt.timedelta(days=3))
+    ids = {r["encounter_id"]: r["summary_id"] for r in again.to_pylist()}
+    assert ids == {k: v["summary_id"] for k, v in context_gold.items()}
+    assert ids["enc-1"] == str(uuid.uuid5(SUMMARY_NAMESPACE, "enc-1"))
+    assert len(set(ids.values())) == len(ids)
+
+
+def test_empty_silver_gives_empty_gold_with_schema():
+    table = build_encounter_summary(empty_silver(), NOW)
+    assert table.num_rows == 0 and table.schema == GOLD_SCHEMA
+
+
+def test_missing_silver_input_raises():
+    silver = empty_silver()
+    del silver["procedure"]
+    with pytest.raises(KeyError):
+        build_encounter_summary(silver, NOW)
+
+
+def test_required_and_optional_partition_the_schema():
+    assert len(GOLD_SCHEMA) == 22 and len(REQUIRED_FIELDS) == 9
+    assert not set(REQUIRED_FIELDS) & set(OPTIONAL_FIELDS)
+    assert set(REQUIRED_FIELDS) | set(OPTIONAL_FIELDS) == set(GOLD_SCHEMA.names)
+
+
+def test_committed_contract_files_are_current(capsys):
+    assert main(["contract", "--check", "--dir", str(REPO)]) == 0
+    schema = json.loads((REPO / contract.SCHEMA_FILE).read_text())
+    assert schema["x-contract-version"] == "1.1.0" and schema["title"] == "gold.encounter_summary"
+    assert schema["required"] == list(REQUIRED_FIELDS)
+    assert schema["additionalProperties"] is False
+    assert list(schema["properties"]) == sorted(GOLD_SCHEMA.names)
+    dictionary = (REPO / contract.DICTIONARY_FILE).read_text()
+    for table in SILVER_TABLES:
+        assert f"## silver.{table}" in dictionary
+    for word in ("enableChangeDataFeed", "source_file", "ingest_timestamp"):
+        assert word in dictionary
+    assert "Known limitations" in (REPO / contract.CONTRACT_FILE).read_text()
+
+
+def test_contract_check_detects_a_stale_file(tmp_path, capsys):
+    contract.write_all(tmp_path)
+    assert main(["contract", "--check", "--dir", str(tmp_path)]) == 0
+    path = tmp_path / contract.SCHEMA_FILE
+    path.write_text(path.read_text().replace('"1.1.0"', '"1.0.0"'))
+    assert main(["contract", "--check", "--dir", str(tmp_path)]) == 1
+    assert "stale: schemas/gold_encounter_summary.json" in capsys.readouterr().err
+
+
+def _iso(value):
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _iso(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_iso(v) for v in value]
+    return value
+
+
+def validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads((REPO / contract.SCHEMA_FILE).read_text())
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def test_schema_rejects_extra_and_missing_fields(context_gold):
+    v = validator()
+    row = _iso(context_gold["enc-1"])
+    assert not list(v.iter_errors(row))
+    assert list(v.iter_errors({**row, "cohort": "A"}))  # additionalProperties: false
+    assert list(v.iter_errors({k: x for k, x in row.items() if k != "patient_id"}))
+    assert list(v.iter_errors({**row, "encounter_date": "15/03/2021"}))  # format: date
+
+
+def test_manifest_fields_and_empty_stats():
+    gold = build_encounter_summary(silver_from(context_bundle()), NOW)
+    counts = {t: 1 for t in SILVER_TABLES}
+    m = build_corpus_manifest(gold, counts, NOW, {"patient": 7}, gold_version=3)
+    assert m["manifest_version"] == "1" and m["contract_version"] == "1.1.0"
+    assert m["row_count"] == 2 and m["gold_delta_version"] == 3
+    stats = m["corpus_stats"]
+    assert stats["encounters"] == 2 and stats["distinct_patients"] == 1
+    assert (stats["with_soap_note"], stats["with_ecg"], stats["with_imaging"]) == (2, 1, 1)
+    assert (stats["with_genomics"], stats["with_vitals"], stats["with_labs"]) == (1, 1, 1)
+    assert [s["table"] for s in m["silver_sources"]] == [f"silver.{t}" for t in SILVER_TABLES]
+    assert m["silver_sources"][0]["delta_version"] == 7
+    empty = build_corpus_manifest(GOLD_SCHEMA.empty_table(), {}, NOW)["corpus_stats"]
+    assert set(empty.values()) == {0} and empty["avg_conditions_per_encounter"] == 0.0
+
+
+# ------------------------------------------------------------- built through the job functions
+
+
+def build(root, source, cohorts=3):
+    jobs.land_job(root, source, cohorts=cohorts)
+    for cohort in jobs.landing.list_cohorts(root):
+        jobs.bronze_cohort_job(root, cohort)
+        jobs.parse_cohort_job(root, cohort)
+        for table in SILVER_TABLES:
+            jobs.write_silver_job(root, cohort, table)
+        jobs.gold_cohort_job(root, cohort)
+    jobs.gold_manifest_job(root)
+
+
+@pytest.fixture(scope="module")
+def fixture_gold(tmp_path_factory):
+    require_shared()
+    root = tmp_path_factory.mktemp("gold") / "root"
+    build(root, FIXTURES)
+    return root
+
+
+def test_gold_parity_with_reference(fixture_gold):
+    ours = pl.from_arrow(read_table(jobs.Layout.of(fixture_gold).gold_table))
+    ref = pl.read_parquet(ORACLE / "gold_encounter_summary.parquet")
+    assert ours.columns == ref.columns == GOLD_SCHEMA.names
+    cols = [c for c in ref.columns if c not in ("created_timestamp", "silver_versions")]
+    ours, ref = ours.select(cols).sort("encounter_id"), ref.select(cols).sort("encounter_id")
+    assert ours.schema == ref.schema and ours.height == ref.height == 817
+    for col in cols:
+        assert ours[col].equals(ref[col]), f"gold.{col} differs from the reference"
+
+
+def test_every_fixture_gold_row_validates(fixture_gold):
+    v = validator()
+    rows = read_table(jobs.Layout.of(fixture_gold).gold_table).to_pylist()
+    bad = [r["encounter_id"] for r in rows if any(True for _ in v.iter_errors(_iso(r)))]
+    assert rows and not bad
+
+
+def test_fixture_manifest_matches_reference_stats(fixture_gold):
+    ours = json.loads(jobs.Layout.of(fixture_gold).corpus_manifest.read_text())
+    ref = json.loads((ORACLE / "corpus_manifest.json").read_text())
+    assert ours["corpus_stats"] == ref["corpus_stats"]
+    assert [s["row_count"] for s in ours["silver_sources"]] == [
+        s["row_count"] for s in ref["silver_sources"]
+    ]
+    assert {k: v["row_count"] for k, v in ours["cohorts"].items()} == {
+        "A": 261,
+        "B": 291,
+        "C": 265,
+    }
+    assert sum(v["corpus_stats"]["encounters"] for v in ours["cohorts"].values()) == 817
+    version = ours["gold_delta_version"]
+    assert (
+        DeltaTable(str(jobs.Layout.of(fixture_gold).gold_table), version=version).version()
+        == version
+    )
+
+
+def test_changing_one_cohort_changes_only_its_gold_rows(tmp_path, sample_source):
+    root = tmp_path / "lake"
+    build(root, sample_source)
+    gold_path = jobs.Layout.of(root).gold_table
+    before = {r["encounter_id"]: r for r in read_table(gold_path).to_pylist()}
+    v0 = DeltaTable(str(gold_path)).version()
+    b_file = sorted(sample_source.iterdir())[1]  # lands in cohort B
+    bundle = json.loads(b_file.read_text())
+    encounters = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"]
+    gone = encounters[-1]["resource"]["id"]
+    bundle["entry"].remove(encounters[-1])
+    for e in bundle["entry"]:
+        if (
+            e["resource"]["resourceType"] == "Observation"
+            and e["resource"]["code"]["coding"][0]["code"] == "8867-4"
+        ):
+            e["resource"]["valueQuantity"]["value"] += 10
+    write_bundles(sample_source, {b_file.name: bundle})
+    jobs.land_job(root, sample_source)
+    jobs.bronze_cohort_job(root, "B")
+    jobs.parse_cohort_job(root, "B")
+    for table in SILVER_TABLES:
+        jobs.write_silver_job(root, "B", table)
+    marker = jobs.gold_cohort_job(root, "B")
+    assert marker["deleted"] == 1 and marker["updated"] >= 1 and marker["inserted"] == 0
+    after = {r["encounter_id"]: r for r in read_table(gold_path).to_pylist()}
+    assert gone in before and gone not in after
+    b_patients = {
+        r["patient_id"]
+        for r in read_table(jobs.Layout.of(root).silver_table("patient")).to_pylist()
+        if r["cohort"] == "B"
+    }
+    cdf = pa.table(DeltaTable(str(gold_path)).load_cdf(starting_version=v0 + 1).read_all())
+    assert set(cdf["patient_id"].to_pylist()) <= b_patients
+    for key, row in after.items():
+        if row["patient_id"] not in b_patients:
+            assert row == before[key]  # other cohorts' rows untouched, timestamps included
+    assert jobs.gold_cohort_job(root, "B")["committed"] is False  # idempotent
+
+
+def test_cli_gold_rebuilds_from_silver(tmp_path, capsys):
+    src = write_bundles(tmp_path / "src", {})
+    shutil.copy(sorted((REPO / "resources/sample_bundles").iterdir())[0], src)
+    root = tmp_path / "lake"
+    assert main(["run", "--root", str(root), "--source", str(src), "--no-gold"]) == 0
+    assert not jobs.Layout.of(root).gold_table.exists()
+    assert main(["gold", "--root", str(root)]) == 0
+    assert "gold.encounter_summary: 3 rows" in capsys.readouterr().out
+    assert main(["gold", "--root", str(tmp_path / "empty")]) == 2
