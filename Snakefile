@@ -31,6 +31,16 @@ include: "rules/common.smk"
 include: "rules/bronze.smk"
 include: "rules/silver.smk"
 include: "rules/gold.smk"
+include: "rules/checks.smk"
+
+
+# One run-history row per invocation, next to the rows each job writes for itself.
+onsuccess:
+    record_invocation(config["root"], "success", log)
+
+
+onerror:
+    record_invocation(config["root"], "failed", log)
 
 
 rule all:

@@ -4,7 +4,7 @@ from pathlib import Path
 from fhirhouse import SILVER_TABLES
 from fhirhouse.bronze.landing import cohort_files, list_cohorts, sync_state_file
 from fhirhouse.bronze.dicom_index import dicom_dir
-from fhirhouse.jobs import Layout
+from fhirhouse.jobs import Layout, record_invocation
 
 ROOT = Path(config["root"])
 LAYOUT = Layout.of(ROOT)
@@ -13,6 +13,11 @@ STAGING = ROOT / "_staging" / "silver"
 LOGS = ROOT / "_logs"
 BENCH = ROOT / "_benchmarks"
 TABLES = list(SILVER_TABLES)
+CHECKS = LAYOUT.checks
+_checks = config.get("checks") or {}
+CHECK_POLICY = _checks.get("on_failure", "warn")
+SILVER_OVERRIDES = _checks.get("silver") or {}
+GOLD_MAX_AGE = (_checks.get("gold") or {}).get("max_age", 130)
 COHORT_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 
@@ -58,8 +63,14 @@ def silver_markers(cohort):
     return [str(LAYOUT.silver_marker(t, cohort)) for t in TABLES]
 
 
-def gold_markers():
-    return [str(LAYOUT.gold_marker(c)) for c in cohorts()]
+def gold_manifest_inputs():
+    """Every cohort's Gold marker and Gold checks, and the whole-table Silver checks."""
+    cs = cohorts()
+    return (
+        [str(LAYOUT.gold_marker(c)) for c in cs]
+        + [str(LAYOUT.check_gold(c)) for c in cs]
+        + [str(LAYOUT.check_table(t)) for t in TABLES]
+    )
 
 
 def all_targets(wildcards):

@@ -3,7 +3,8 @@
 
 rule gold:
     input:
-        str(MARKERS / "silver" / "cohort={cohort}.json"),
+        silver=str(MARKERS / "silver" / "cohort={cohort}.json"),
+        checks=lambda wc: [str(LAYOUT.check_cohort(t, wc.cohort)) for t in TABLES],
     output:
         str(MARKERS / "gold" / "cohort={cohort}.json"),
     log:
@@ -21,7 +22,7 @@ rule gold:
 
 rule gold_manifest:
     input:
-        lambda wc: gold_markers(),
+        lambda wc: gold_manifest_inputs(),
     output:
         manifest=str(LAYOUT.corpus_manifest),
         marker=str(LAYOUT.gold_manifest_marker()),

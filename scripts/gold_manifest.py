@@ -2,9 +2,9 @@
 
 from fhirhouse import jobs, logs
 
+root = snakemake.config["root"]
 logs.configure(snakemake.log[0])
-jobs.gold_manifest_job(
-    snakemake.config["root"],
-    manifest=snakemake.output.manifest,
-    marker=snakemake.output.marker,
-)
+with jobs.recorded(root, snakemake.rule) as record:
+    record.marker = jobs.gold_manifest_job(
+        root, manifest=snakemake.output.manifest, marker=snakemake.output.marker
+    )

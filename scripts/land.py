@@ -3,10 +3,11 @@
 from fhirhouse import jobs, logs
 
 logs.configure(snakemake.log[0])
-jobs.land_job(
-    snakemake.config["root"],
-    snakemake.params.source,
-    cohorts=snakemake.params.cohorts,
-    cohort=snakemake.params.cohort,
-    marker=snakemake.output[0],
-)
+with jobs.recorded(snakemake.config["root"], snakemake.rule) as record:
+    record.marker = jobs.land_job(
+        snakemake.config["root"],
+        snakemake.params.source,
+        cohorts=snakemake.params.cohorts,
+        cohort=snakemake.params.cohort,
+        marker=snakemake.output[0],
+    )

@@ -2,10 +2,12 @@
 
 from fhirhouse import jobs, logs
 
+root, cohort = snakemake.config["root"], snakemake.wildcards.cohort
 logs.configure(snakemake.log[0])
-jobs.parse_cohort_job(
-    snakemake.config["root"],
-    snakemake.wildcards.cohort,
-    staged=dict(zip(snakemake.params.tables, snakemake.output.staged, strict=True)),
-    marker=snakemake.output.marker,
-)
+with jobs.recorded(root, snakemake.rule, cohort) as record:
+    record.marker = jobs.parse_cohort_job(
+        root,
+        cohort,
+        staged=dict(zip(snakemake.params.tables, snakemake.output.staged, strict=True)),
+        marker=snakemake.output.marker,
+    )

@@ -2,11 +2,13 @@
 
 from fhirhouse import jobs, logs
 
+root, cohort = snakemake.config["root"], snakemake.wildcards.cohort
 logs.configure(snakemake.log[0])
-jobs.write_silver_job(
-    snakemake.config["root"],
-    snakemake.wildcards.cohort,
-    snakemake.params.table,
-    staged=snakemake.input.staged,
-    marker=snakemake.output[0],
-)
+with jobs.recorded(root, snakemake.rule, cohort) as record:
+    record.marker = jobs.write_silver_job(
+        root,
+        cohort,
+        snakemake.params.table,
+        staged=snakemake.input.staged,
+        marker=snakemake.output[0],
+    )

@@ -20,6 +20,8 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +37,8 @@ from fhirhouse.gold.manifest import build_corpus_manifest
 from fhirhouse.redact import redact
 from fhirhouse.silver.build import build_table
 from fhirhouse.silver.registry import RUN_COLUMNS, spec
-from fhirhouse.store import delta
-from fhirhouse.store.atomic import read_arrow, write_arrow_atomic, write_json_atomic
+from fhirhouse.store import delta, history
+from fhirhouse.store.atomic import read_arrow, read_json, write_arrow_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,28 @@ class Layout:
 
     def gold_manifest_marker(self) -> Path:
         return self.markers / "gold" / "manifest.json"
+
+    @property
+    def checks(self) -> Path:
+        return self.root / "_checks"
+
+    def check_cohort(self, table: str, cohort: str) -> Path:
+        return self.checks / "silver" / table / f"cohort={cohort}.json"
+
+    def check_cohort_md(self, cohort: str) -> Path:
+        return self.checks / "silver" / f"cohort={cohort}.md"
+
+    def check_table(self, table: str) -> Path:
+        return self.checks / "silver" / table / "table.json"
+
+    def check_tables_md(self) -> Path:
+        return self.checks / "silver" / "tables.md"
+
+    def check_gold(self, cohort: str) -> Path:
+        return self.checks / "gold" / f"cohort={cohort}.json"
+
+    def check_gold_md(self, cohort: str) -> Path:
+        return self.checks / "gold" / f"cohort={cohort}.md"
 
 
 def _now() -> str:
@@ -332,8 +356,6 @@ def silver_cohort_summary(
     marker: str | Path | None = None,
 ) -> dict[str, Any]:
     """Gather the ten table markers of a cohort into one cohort-level marker."""
-    from fhirhouse.store.atomic import read_json
-
     tables = {}
     for table, path in table_markers.items():
         m = read_json(path)
@@ -454,3 +476,250 @@ def gold_manifest_job(
 def silver_cohorts(root: str | Path) -> list[str]:
     """Cohorts present in Silver (partitions of the encounter table)."""
     return delta.partition_values(Layout.of(root).silver_table("encounter"))
+
+
+# ------------------------------------------------------------------------------- checks
+
+
+class CheckFailed(RuntimeError):
+    """A data check failed under ``checks.on_failure: fail``; the message names table, rule
+    and numbers (never identifiers)."""
+
+
+def _enforce(results: list[Any], policy: str) -> None:
+    failed = [(r, c) for r in results for c in r.checks if not c.passed]
+    for r, c in failed:
+        log.warning("check failed: %s (%s) %s: %s", r.table, r.scope, c.rule, c.detail)
+    if failed and policy == "fail":
+        first, check = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise CheckFailed(
+            f"check failed: {first.table} ({first.scope}) {check.rule}: {check.detail}{more}"
+        )
+
+
+def _write_results(results: list[Any], paths: list[Path], md_path: Path | None) -> None:
+    for result, path in zip(results, paths, strict=True):
+        write_json_atomic(path, {**result.to_dict(), "checked_at": _now()})
+    if md_path is not None:
+        md_path.parent.mkdir(parents=True, exist_ok=True)
+        md_path.write_text("\n".join(r.to_markdown() for r in results), encoding="utf-8")
+
+
+def check_cohort_job(
+    root: str | Path,
+    cohort: str,
+    *,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    policy: str = "warn",
+    outputs: Mapping[str, str | Path] | None = None,
+    markdown: str | Path | None = None,
+) -> dict[str, Any]:
+    """Row-level checks on one cohort's slice of every Silver table."""
+    from fhirhouse.checks.validate import validate_cohort
+
+    layout = Layout.of(root)
+    results = [
+        validate_cohort(t, delta.read_partition(layout.silver_table(t), cohort), cohort, overrides)
+        for t in SILVER_TABLES
+    ]
+    paths = [Path(outputs[t]) if outputs else layout.check_cohort(t, cohort) for t in SILVER_TABLES]
+    _write_results(results, paths, Path(markdown) if markdown else layout.check_cohort_md(cohort))
+    _enforce(results, policy)
+    return {
+        "layer": "checks",
+        "cohort": cohort,
+        "tables": list(SILVER_TABLES),
+        "passed": all(r.passed for r in results),
+    }
+
+
+def check_tables_job(
+    root: str | Path,
+    *,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    policy: str = "warn",
+    outputs: Mapping[str, str | Path] | None = None,
+    markdown: str | Path | None = None,
+) -> dict[str, Any]:
+    """Whole-table checks of every Silver table; appends one ``silver.ingest_log`` row each."""
+    import polars as pl
+
+    from fhirhouse.checks.validate import ingest_log_table, validate_table
+
+    layout = Layout.of(root)
+    tables = {t: pl.from_arrow(delta.read_table(layout.silver_table(t))) for t in SILVER_TABLES}
+    patient_ids = tables["patient"]["patient_id"]
+    encounter_ids = tables["encounter"]["encounter_id"]
+    results = [
+        validate_table(
+            t, tables[t], overrides, patient_ids=patient_ids, encounter_ids=encounter_ids
+        )
+        for t in SILVER_TABLES
+    ]
+    paths = [Path(outputs[t]) if outputs else layout.check_table(t) for t in SILVER_TABLES]
+    _write_results(results, paths, Path(markdown) if markdown else layout.check_tables_md())
+    history.append(
+        history.ingest_log_path(root),
+        ingest_log_table(results, dt.datetime.now(dt.UTC)),
+        history.INGEST_LOG_SCHEMA,
+    )
+    _enforce(results, policy)
+    return {
+        "layer": "checks",
+        "tables": list(SILVER_TABLES),
+        "passed": all(r.passed for r in results),
+        "rows_written": len(results),
+    }
+
+
+def _contract_validator() -> Any:
+    import jsonschema
+
+    from fhirhouse.gold.contract import json_schema
+
+    validator = jsonschema.Draft202012Validator(
+        json_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+    def iso(value: Any) -> Any:
+        if isinstance(value, dt.datetime | dt.date):
+            return value.isoformat()
+        if isinstance(value, dict):
+            return {k: iso(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [iso(v) for v in value]
+        return value
+
+    return lambda row: validator.is_valid(iso(row))
+
+
+def check_gold_job(
+    root: str | Path,
+    cohort: str,
+    *,
+    policy: str = "warn",
+    max_age: int = 130,
+    output: str | Path | None = None,
+    markdown: str | Path | None = None,
+) -> dict[str, Any]:
+    """Gold checks for one cohort's rows: count, age range, lists, the contract schema."""
+    import polars as pl
+
+    from fhirhouse.checks.validate import validate_gold
+
+    layout = Layout.of(root)
+    encounters = delta.read_partition(layout.silver_table("encounter"), cohort)
+    ids = encounters.column("encounter_id").to_pylist()
+    rows = (
+        pl.scan_delta(str(layout.gold_table)).filter(pl.col(gold.KEY).is_in(ids)).collect()
+        if ids and delta.is_table(layout.gold_table)
+        else pl.from_arrow(gold.GOLD_SCHEMA.empty_table())
+    )
+    result = validate_gold(rows, cohort, len(set(ids)), _contract_validator(), max_age)
+    _write_results(
+        [result],
+        [Path(output) if output else layout.check_gold(cohort)],
+        Path(markdown) if markdown else layout.check_gold_md(cohort),
+    )
+    _enforce([result], policy)
+    return {"layer": "checks", "cohort": cohort, "tables": ["gold"], "passed": result.passed}
+
+
+# -------------------------------------------------------------------------- run history
+
+
+def _history_fields(marker: Mapping[str, Any]) -> dict[str, Any]:
+    """Tables, rows written and Delta versions of a job, from its marker."""
+    tables: list[str] = list(marker.get("tables") or [])
+    if "table" in marker:
+        tables = [marker["table"]]
+    elif isinstance(marker.get("rows"), dict):
+        tables = list(marker["rows"])
+    rows = marker.get("rows_written")
+    if rows is None and "inserted" in marker:
+        rows = marker["inserted"] + marker.get("updated", 0) + marker.get("deleted", 0)
+    elif rows is None and isinstance(marker.get("rows"), dict):
+        rows = sum(marker["rows"].values())
+    versions: dict[str, Any] = {}
+    if "delta_version" in marker:
+        versions[marker.get("table", marker.get("layer", ""))] = marker["delta_version"]
+    if "gold_delta_version" in marker:
+        versions["gold"] = marker["gold_delta_version"]
+    return {"tables": tables, "rows_written": rows, "delta_versions": versions}
+
+
+class JobRecord:
+    """What a rule script hands back: the job's marker (or result) dict."""
+
+    marker: Mapping[str, Any] | None = None
+
+
+def safe_message(exc: BaseException) -> str:
+    """A failure message for logs and history: our own messages are identifier-free by
+    construction; anything else is reduced to its exception type."""
+    if isinstance(exc, CheckFailed):
+        return str(exc)
+    return type(exc).__name__
+
+
+@contextmanager
+def recorded(root: str | Path, rule: str, cohort: str | None = None) -> Iterator[JobRecord]:
+    """Append one run-history row for the job in the ``with`` block, success or failure."""
+    started, t0 = dt.datetime.now(dt.UTC), time.monotonic()
+    record = JobRecord()
+    common = {
+        "run_id": run_id(),
+        "rule": rule,
+        "cohort": cohort,
+        "started_at": started,
+        "code_version": __version__,
+    }
+    try:
+        yield record
+    except BaseException as exc:
+        message = safe_message(exc)
+        log.error("job %s%s failed: %s", rule, f" cohort {cohort}" if cohort else "", message)
+        history.record_run(
+            root, **common, duration_s=time.monotonic() - t0, status="failed", message=message
+        )
+        raise
+    fields = _history_fields(record.marker or {})
+    history.record_run(root, **common, duration_s=time.monotonic() - t0, status="success", **fields)
+
+
+def record_invocation(
+    root: str | Path, status: str, snakemake_log: str | list[str] | None = None
+) -> None:
+    """One row per Snakemake invocation (from its ``onsuccess`` / ``onerror`` handlers).
+
+    ``snakemake_log`` is the handler's ``log`` (a path, or a list of paths in Snakemake 9).
+    A history write that fails is logged, never raised: it must not fail the run.
+    """
+    logs_ = [snakemake_log] if isinstance(snakemake_log, str) else list(snakemake_log or [])
+    message = ""
+    for path in (Path(p) for p in logs_):
+        if not path.exists():
+            continue
+        text = path.read_text(errors="replace")
+        failed = text.count("Error in rule ")
+        done = [ln for ln in text.splitlines() if "steps (" in ln and " done" in ln]
+        message = f"{failed} failed jobs" + (f"; {done[-1].strip()}" if done else "")
+    try:
+        _record_invocation(root, status, message)
+    except Exception as exc:
+        log.warning("could not record the invocation in run history (%s)", type(exc).__name__)
+
+
+def _record_invocation(root: str | Path, status: str, message: str) -> None:
+    history.record_run(
+        root,
+        run_id=run_id(),
+        rule="(invocation)",
+        cohort=None,
+        started_at=dt.datetime.now(dt.UTC),
+        duration_s=0.0,
+        status=status,
+        code_version=__version__,
+        message=message,
+    )
