@@ -9,11 +9,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import polars as pl
 import pytest
 from conftest import snakemake
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.store.delta import table_version
+from fhirhouse.store.history import read_run_history
 
 pytestmark = pytest.mark.workflow
 
@@ -213,8 +215,91 @@ def test_logs_and_markers_carry_no_identifiers(built):
     logged += list((root / "_markers").rglob("*.json"))
     logged += list((root / "bronze/_quarantine").rglob("*.json"))
     logged += list((workdir / ".snakemake" / "log").glob("*.log"))
+    logged += [p for p in (root / "_checks").rglob("*") if p.is_file()]
     assert len(logged) > 40
-    for path in logged:
-        text = path.read_text()
+    texts = {p.name: p.read_text() for p in logged}
+    texts["run_history"] = str(read_run_history(root).to_dicts())
+    texts["ingest_log"] = pl.read_delta(str(root / "silver/ingest_log")).write_csv()
+    for name, text in texts.items():
         leaks = [s for s in secrets if s in text]
-        assert not leaks, f"{path.name} leaks identifiers"
+        assert not leaks, f"{name} leaks identifiers"
+
+
+def break_cohort_b(source: Path) -> None:
+    """Drop the gender of the patient in file 1 of the sorted names (it lands in cohort B)."""
+    path = sorted(source.iterdir())[1]
+    bundle = json.loads(path.read_text())
+    for e in bundle["entry"]:
+        if e["resource"]["resourceType"] == "Patient":
+            del e["resource"]["gender"]
+    path.write_text(json.dumps(bundle))
+
+
+def policy_config(tmp_path: Path, root: Path, source: Path, policy: str) -> Path:
+    cfg = tmp_path / f"{policy}.yaml"
+    small = {t: {"min_rows": 1} for t in ("patient", "encounter", "condition", "observation")}
+    cfg.write_text(
+        json.dumps(
+            {
+                "root": str(root),
+                "source": str(source),
+                "checks": {"on_failure": policy, "silver": {**small, "soap_note": {"min_rows": 1}}},
+            }
+        )
+    )
+    return cfg
+
+
+def test_failing_check_under_fail_blocks_only_that_cohorts_gold(tmp_path, sample_source):
+    break_cohort_b(sample_source)
+    root = tmp_path / "lake"
+    proc = snakemake(
+        tmp_path,
+        "--cores",
+        "2",
+        "--configfile",
+        str(policy_config(tmp_path, root, sample_source, "fail")),
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "check failed: patient (cohort=B) non_null:gender: 1 nulls / 2 rows" in out
+    assert not (root / "_markers/gold/cohort=B.json").exists()
+    assert (root / "_markers/gold/cohort=A.json").exists()
+    assert (root / "_markers/gold/cohort=C.json").exists()
+    history = read_run_history(root)
+    failed = history.filter(pl.col("status") == "failed")
+    rows = {(r["rule"], r["cohort"]) for r in failed.iter_rows(named=True)}
+    assert ("check_cohort", "B") in rows and ("(invocation)", None) in rows
+    msg = failed.filter(pl.col("rule") == "check_cohort")["message"][0]
+    assert "non_null:gender" in msg
+
+
+def test_failing_check_under_warn_is_recorded_and_the_build_goes_on(tmp_path, sample_source):
+    break_cohort_b(sample_source)
+    root = tmp_path / "lake"
+    cfg = policy_config(tmp_path, root, sample_source, "warn")
+    snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg))
+    assert (root / "_markers/gold/cohort=B.json").exists()
+    result = json.loads((root / "_checks/silver/patient/cohort=B.json").read_text())
+    assert result["passed"] is False and result["failed_checks"] == "nulls_in:gender(1)"
+    assert "**FAIL**" in (root / "_checks/silver/cohort=B.md").read_text()
+    log = pl.read_delta(str(root / "silver/ingest_log"))
+    assert log.height == 10
+    assert log.filter(pl.col("table") == "patient")["failed_checks"][0] == "nulls_in:gender(1)"
+
+
+def test_run_history_has_a_row_per_job(built):
+    _, root, _ = built
+    history = read_run_history(root)
+    jobs_rows = history.filter(pl.col("rule") != "(invocation)")
+    assert jobs_rows["status"].unique().to_list() == ["success"]
+    assert jobs_rows["run_id"].n_unique() == 1
+    rules = set(jobs_rows["rule"])
+    assert {"land", "bronze", "parse", "silver_patient", "gold", "gold_manifest"} <= rules
+    assert {"check_cohort", "check_tables", "check_gold"} <= rules
+    assert jobs_rows.height == 52 - 1  # every step but `all`
+    patient = jobs_rows.filter((pl.col("rule") == "silver_patient") & (pl.col("cohort") == "A"))
+    assert patient["tables"][0].to_list() == ["patient"] and patient["rows_written"][0] == 2
+    assert json.loads(patient["delta_versions"][0])["patient"] >= 1
+    assert history.filter(pl.col("rule") == "(invocation)")["status"].to_list() == ["success"]
