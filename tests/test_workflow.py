@@ -14,6 +14,8 @@ import pytest
 from conftest import snakemake
 
 from fhirhouse import SILVER_TABLES, jobs
+from fhirhouse.cli import main
+from fhirhouse.status import cohort_statuses, render_status
 from fhirhouse.store.delta import table_version
 from fhirhouse.store.history import read_run_history
 
@@ -273,6 +275,10 @@ def test_failing_check_under_fail_blocks_only_that_cohorts_gold(tmp_path, sample
     assert ("check_cohort", "B") in rows and ("(invocation)", None) in rows
     msg = failed.filter(pl.col("rule") == "check_cohort")["message"][0]
     assert "non_null:gender" in msg
+    states = {s.cohort: s for s in cohort_statuses(root)}
+    assert states["B"].checks == "failed" and states["B"].gold == "not built"
+    assert states["A"].gold.startswith("built") and states["A"].checks == "passed"
+    assert "whole-table checks failed in the last run" in render_status(root)
 
 
 def test_failing_check_under_warn_is_recorded_and_the_build_goes_on(tmp_path, sample_source):
@@ -303,3 +309,24 @@ def test_run_history_has_a_row_per_job(built):
     assert patient["tables"][0].to_list() == ["patient"] and patient["rows_written"][0] == 2
     assert json.loads(patient["delta_versions"][0])["patient"] >= 1
     assert history.filter(pl.col("rule") == "(invocation)")["status"].to_list() == ["success"]
+
+
+def test_status_and_history_commands(built, capsys):
+    _, root, _ = built
+    assert main(["status", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[2:5]}
+    assert set(rows) == {"A", "B", "C"}
+    assert all("stale" not in r and "built (2 files)" in r for r in rows.values())
+    assert "whole-table checks failing:" in out and "min_rows<100(=6)" in out
+    assert "gold.encounter_summary: 18 rows" in out
+    for f in (root / "bronze/fhir/cohort=B").iterdir():
+        f.write_bytes(f.read_bytes() + b"\n")  # changed on disk, not rebuilt yet
+    states = {s.cohort: s for s in cohort_statuses(root)}
+    assert states["B"].bronze.startswith("stale") and states["B"].gold.startswith("stale")
+    assert states["A"].bronze.startswith("built")
+    assert main(["history", "--root", str(root), "--last", "1", "--jobs"]) == 0
+    out = capsys.readouterr().out
+    head = out.splitlines()[1].split()
+    assert head[3] == "success" and head[4] == "51" and head[5] == "0"
+    assert "silver_patient" in out and "gold_manifest" in out

@@ -84,6 +84,25 @@ def _parser() -> argparse.ArgumentParser:
         "committed file is stale.",
     )
     contract.add_argument("--check", action="store_true", help="fail if a file is stale")
+    status = sub.add_parser(
+        "status",
+        help="show each cohort's Bronze, Silver, checks and Gold state",
+        description="For each cohort: whether each layer is built, stale (inputs changed "
+        "since) or failed (its last job failed), the check results, rows and the last run.",
+    )
+    status.add_argument("--config", type=Path, help="config file (default: config/config.yaml)")
+    status.add_argument("--root", help="storage root (config `root`, default: data)")
+    hist = sub.add_parser(
+        "history",
+        help="list recent runs from <root>/_ops/run_history",
+        description="One line per invocation, newest first: start, outcome, jobs, failed "
+        "jobs, rows written, wall time, cohorts. The table is Delta: query it with polars "
+        "(pl.read_delta) or duckdb for more.",
+    )
+    hist.add_argument("--config", type=Path, help="config file (default: config/config.yaml)")
+    hist.add_argument("--root", help="storage root (config `root`, default: data)")
+    hist.add_argument("--last", type=int, default=10, metavar="N", help="runs to show (10)")
+    hist.add_argument("--jobs", action="store_true", help="list each run's jobs too")
     contract.add_argument(
         "--dir", type=Path, default=Path("."), help="repository root (default: .)"
     )
@@ -206,6 +225,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_gold(args)
         if args.command == "contract":
             return cmd_contract(args)
+        if args.command in ("status", "history"):
+            from fhirhouse import status
+
+            root = load_config(args.config, {"root": args.root})["root"]
+            if args.command == "status":
+                print(status.render_status(root))
+            else:
+                print(status.render_history(root, args.last, args.jobs))
+            return 0
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,219 @@
+"""What is built, stale or failed, per cohort and layer; and the run history by run.
+
+Reads only markers, check results, Bronze folder states and the run-history table, so it
+works on any root, with or without Snakemake, and never opens a bundle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from fhirhouse import SILVER_TABLES
+from fhirhouse.bronze.landing import cohort_files, folder_state, list_cohorts
+from fhirhouse.jobs import Layout
+from fhirhouse.store.history import read_run_history
+
+LAYER_RULES: dict[str, set[str]] = {
+    "bronze": {"bronze"},
+    "silver": {"parse", "silver_cohort", *(f"silver_{t}" for t in SILVER_TABLES)},
+    "checks": {"check_cohort", "check_gold"},
+    "gold": {"gold"},
+}
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+def _state(failed: bool | None, marker: Any, detail: str, stale: bool) -> str:
+    if failed:
+        return "failed"
+    if marker is None:
+        return "not built"
+    return f"{'stale' if stale else 'built'} ({detail})"
+
+
+@dataclass
+class CohortStatus:
+    cohort: str
+    bronze: str
+    silver: str
+    checks: str
+    gold: str
+    last_run: str
+
+
+def _failed_layers(root: Path) -> dict[tuple[str, str], bool]:
+    """(layer, cohort) -> whether the latest job of that layer and cohort failed."""
+    history = read_run_history(root)
+    if history.is_empty():
+        return {}
+    latest = (
+        history.filter(pl.col("cohort").is_not_null())
+        .sort("started_at")
+        .group_by("rule", "cohort", maintain_order=True)
+        .last()
+    )
+    out: dict[tuple[str, str], bool] = {}
+    for row in latest.iter_rows(named=True):
+        for layer, rules in LAYER_RULES.items():
+            if row["rule"] in rules:
+                key = (layer, row["cohort"])
+                out[key] = out.get(key, False) or row["status"] == "failed"
+    return out
+
+
+def cohort_statuses(root: str | Path) -> list[CohortStatus]:
+    root = Path(root)
+    layout = Layout.of(root)
+    failed = _failed_layers(root)
+    out = []
+    for cohort in list_cohorts(root):
+        files = cohort_files(root, cohort)
+        bronze_m = layout.bronze_marker(cohort)
+        state_file = layout.markers / "bronze" / "_state" / f"cohort={cohort}.json"
+        changed = _read(state_file) != folder_state(files) or _mtime(bronze_m) < _mtime(state_file)
+        silver_m = _read(layout.silver_cohort_marker(cohort))
+        gold_m = _read(layout.gold_marker(cohort))
+
+        bronze = _state(
+            failed.get(("bronze", cohort)), _read(bronze_m), f"{len(files)} files", changed
+        )
+        silver_rows = sum(t["rows"] for t in (silver_m or {}).get("tables", {}).values())
+        silver_path = layout.silver_cohort_marker(cohort)
+        silver_stale = changed or _mtime(silver_path) < _mtime(bronze_m)
+        silver = _state(
+            failed.get(("silver", cohort)), silver_m, f"{silver_rows:,} rows", silver_stale
+        )
+        gold_path = layout.gold_marker(cohort)
+        gold_stale = silver_stale or _mtime(gold_path) < _mtime(silver_path)
+        gold_rows = f"{(gold_m or {}).get('rows', 0):,} rows"
+        gold = _state(failed.get(("gold", cohort)), gold_m, gold_rows, gold_stale)
+        results = [_read(layout.check_cohort(t, cohort)) for t in SILVER_TABLES]
+        results.append(_read(layout.check_gold(cohort)))
+        present = [r for r in results if r is not None]
+        if failed.get(("checks", cohort)):
+            checks = "failed"
+        elif not present:
+            checks = "not run"
+        else:
+            bad = [r["table"] for r in present if not r["passed"]]
+            checks = "passed" if not bad else f"{len(bad)} failed: {', '.join(bad)}"
+        markers = [m for m in (silver_m, gold_m, _read(bronze_m)) if m]
+        last = max(markers, key=lambda m: m["written_at"]) if markers else None
+        last_run = (
+            f"{last['written_at'][:19].replace('T', ' ')} ({last['run_id']})" if last else "-"
+        )
+        out.append(CohortStatus(cohort, bronze, silver, checks, gold, last_run))
+    return out
+
+
+def table_check_lines(root: str | Path) -> list[str]:
+    layout = Layout.of(root)
+    lines = []
+    for t in SILVER_TABLES:
+        r = _read(layout.check_table(t))
+        if r is not None and not r["passed"]:
+            lines.append(f"  silver.{t}: {r['failed_checks']}")
+    return lines
+
+
+def render_status(root: str | Path) -> str:
+    rows = cohort_statuses(root)
+    if not rows:
+        return f"no cohorts under {Path(root) / 'bronze' / 'fhir'}"
+    head = ("cohort", "bronze", "silver", "checks", "gold", "last run")
+    cells = [head] + [(r.cohort, r.bronze, r.silver, r.checks, r.gold, r.last_run) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    lines = ["  ".join(c[i].ljust(widths[i]) for i in range(len(head))).rstrip() for c in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    failing = table_check_lines(root)
+    lines.append("")
+    history = read_run_history(root).filter(pl.col("rule") == "check_tables")
+    last_tables = history.sort("started_at").tail(1).to_dicts()
+    if last_tables and last_tables[0]["status"] == "failed":
+        lines.append(f"whole-table checks failed in the last run: {last_tables[0]['message']}")
+    elif failing:
+        lines.append("whole-table checks failing:")
+        lines += failing
+    elif _read(Layout.of(root).check_table(SILVER_TABLES[0])) is not None:
+        lines.append("whole-table checks: all passed")
+    manifest = _read(Layout.of(root).corpus_manifest)
+    if manifest:
+        lines.append(
+            f"gold.encounter_summary: {manifest['row_count']:,} rows, Delta version "
+            f"{manifest['gold_delta_version']}, manifest {manifest['created_timestamp'][:19]}"
+        )
+    return "\n".join(lines)
+
+
+def runs(root: str | Path, last: int = 10) -> pl.DataFrame:
+    """One row per invocation (run id), newest first."""
+    history = read_run_history(root)
+    if history.is_empty():
+        return history
+    jobs = history.filter(pl.col("rule") != "(invocation)")
+    summary = (
+        history.group_by("run_id")
+        .agg(
+            pl.col("started_at").min().alias("started"),
+            (pl.col("rule") != "(invocation)").sum().alias("jobs"),
+            ((pl.col("status") == "failed") & (pl.col("rule") != "(invocation)"))
+            .sum()
+            .alias("failed"),
+            pl.col("rows_written").sum().alias("rows_written"),
+            pl.col("cohort").drop_nulls().unique().sort().alias("cohorts"),
+            pl.col("status").filter(pl.col("rule") == "(invocation)").last().alias("outcome"),
+        )
+        .sort("started", descending=True)
+        .head(last)
+    )
+    spans = jobs.group_by("run_id").agg(
+        (
+            (pl.col("started_at") + pl.duration(milliseconds=pl.col("duration_s") * 1000)).max()
+            - pl.col("started_at").min()
+        )
+        .dt.total_milliseconds()
+        .truediv(1000)
+        .alias("wall_s")
+    )
+    return summary.join(spans, on="run_id", how="left")
+
+
+def render_history(root: str | Path, last: int = 10, show_jobs: bool = False) -> str:
+    table = runs(root, last)
+    if table.is_empty():
+        return f"no run history under {Path(root) / '_ops' / 'run_history'}"
+    lines = [
+        f"{'run id':<14}{'started (UTC)':<21}{'outcome':<10}{'jobs':>6}{'failed':>8}"
+        f"{'rows':>10}{'wall s':>9}  cohorts"
+    ]
+    for r in table.iter_rows(named=True):
+        outcome = r["outcome"] or ("failed" if r["failed"] else "running?")
+        wall = f"{r['wall_s']:.1f}" if r["wall_s"] is not None else "-"
+        lines.append(
+            f"{r['run_id']:<14}{str(r['started'])[:19]:<21}{outcome:<10}{r['jobs']:>6}"
+            f"{r['failed']:>8}{r['rows_written'] or 0:>10}{wall:>9}  {','.join(r['cohorts'])}"
+        )
+        if show_jobs:
+            jobs = read_run_history(root).filter(
+                (pl.col("run_id") == r["run_id"]) & (pl.col("rule") != "(invocation)")
+            )
+            for j in jobs.sort("started_at").iter_rows(named=True):
+                lines.append(
+                    f"    {j['rule']:<28}{j['cohort'] or '':<8}{j['status']:<9}"
+                    f"{j['duration_s']:>7.2f}s  {j['message']}"
+                )
+    return "\n".join(lines)
