@@ -32,6 +32,10 @@ include: "rules/bronze.smk"
 include: "rules/silver.smk"
 include: "rules/gold.smk"
 include: "rules/checks.smk"
+include: "rules/report.smk"
+
+
+report: "report/workflow.rst"
 
 
 # One run-history row per invocation, next to the rows each job writes for itself.

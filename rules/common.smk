@@ -75,4 +75,7 @@ def gold_manifest_inputs():
 
 def all_targets(wildcards):
     silver = [str(LAYOUT.silver_cohort_marker(c)) for c in cohorts()]
-    return silver + [str(LAYOUT.gold_manifest_marker())]
+    return silver + [
+        str(LAYOUT.gold_manifest_marker()),
+        str(ROOT / "_report" / "gold_encounter_summary.html"),
+    ]

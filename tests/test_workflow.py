@@ -4,7 +4,9 @@ logs."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -304,7 +306,7 @@ def test_run_history_has_a_row_per_job(built):
     rules = set(jobs_rows["rule"])
     assert {"land", "bronze", "parse", "silver_patient", "gold", "gold_manifest"} <= rules
     assert {"check_cohort", "check_tables", "check_gold"} <= rules
-    assert jobs_rows.height == 52 - 1  # every step but `all`
+    assert jobs_rows.height == 53 - 1  # every step but `all`
     patient = jobs_rows.filter((pl.col("rule") == "silver_patient") & (pl.col("cohort") == "A"))
     assert patient["tables"][0].to_list() == ["patient"] and patient["rows_written"][0] == 2
     assert json.loads(patient["delta_versions"][0])["patient"] >= 1
@@ -328,5 +330,44 @@ def test_status_and_history_commands(built, capsys):
     assert main(["history", "--root", str(root), "--last", "1", "--jobs"]) == 0
     out = capsys.readouterr().out
     head = out.splitlines()[1].split()
-    assert head[3] == "success" and head[4] == "51" and head[5] == "0"
+    assert head[3] == "success" and head[4] == "52" and head[5] == "0"
     assert "silver_patient" in out and "gold_manifest" in out
+
+
+def embedded_pages(report_html: str) -> dict[str, str]:
+    """The HTML pages a Snakemake report embeds as base64 data URIs, by file name."""
+    found = re.findall(
+        r"data:text/html;charset=utf8;filename=([^;]+);base64,([A-Za-z0-9+/=]+)", report_html
+    )
+    return {name: base64.b64decode(data).decode("utf-8") for name, data in found}
+
+
+def test_report_has_description_rulegraph_and_every_page(built):
+    workdir, root, source = built
+    out = workdir / "report.html"
+    snakemake(workdir, "--report", str(out), config={"root": root, "source": source})
+    text = out.read_text()
+    assert "fhirhouse builds a local medallion lakehouse" in text
+    assert "silver_soap_note" in text and "gold_manifest" in text  # the rule graph
+    pages = embedded_pages(text)
+    assert set(pages) == {f"silver_{t}.html" for t in SILVER_TABLES} | {
+        "gold_encounter_summary.html"
+    }
+    for table in SILVER_TABLES:
+        page = pages[f"silver_{table}.html"]
+        for section in ("Rows per cohort", "Checks", "Schema", "Sample rows"):
+            assert f"<h2>{section}</h2>" in page, (table, section)
+        assert "whole table:" in page and "cohort B:" in page
+    patient = pages["silver_patient.html"]
+    sample = patient[patient.index("<h2>Sample rows</h2>") :]
+    assert sample.count("<tr>") == 1 + 5  # header + five rows
+    assert "min_rows&gt;=100" in patient and "FAIL" in patient
+    gold = pages["gold_encounter_summary.html"]
+    for section in ("Corpus manifest", "Per cohort", "Plots", "Sample encounter", "Gold checks"):
+        assert f"<h2>{section}</h2>" in gold
+    for plot in ("coverage", "age", "types"):
+        figure = gold[gold.index(f'<figure id="plot-{plot}">') :]
+        assert figure.index("<svg") < figure.index("</figure>")
+    card = gold[gold.index("<h2>Sample encounter</h2>") : gold.index("<h2>Gold checks</h2>")]
+    assert "SOAP note" in card and "<pre>" in card and "ref:" in card
+    assert "contract_schema" in gold

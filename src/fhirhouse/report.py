@@ -1,0 +1,324 @@
+"""HTML pages for `snakemake --report`: one per Silver table and one for Gold.
+
+Each Silver page shows the schema, rows per cohort, five sample rows and the check results
+rule by rule. The Gold page shows the corpus manifest, per-cohort coverage, three plots
+(coverage per cohort, patient-age distribution, encounters by type) and one sample encounter
+card with its SOAP note. The pages show data, like the tables they describe: identifiers
+appear in sample rows, the card shows redacted ids. Share a report as you would share the data.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from fhirhouse import SILVER_TABLES
+from fhirhouse.checks.rules import SILVER_RULES, summary
+from fhirhouse.gold.encounter_summary import GOLD_SCHEMA
+from fhirhouse.jobs import Layout
+from fhirhouse.redact import redact
+from fhirhouse.silver.registry import spec
+from fhirhouse.store import delta
+
+STYLE = """<style>
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.2rem;color:#222}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:1.6rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f3f5f7}td.num{text-align:right}.fail{color:#b00020;font-weight:600}
+.pass{color:#1b7f3b}.null{color:#999;font-style:italic}.card{border:1px solid #ccc;
+border-radius:8px;padding:1rem;max-width:60rem;background:#fafbfc}
+pre{white-space:pre-wrap;background:#fff;border:1px solid #eee;padding:.6rem}
+.plots{display:flex;flex-wrap:wrap;gap:1rem}.plots figure{margin:0}
+</style>"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _cell(value: Any, width: int = 60) -> str:
+    if value is None:
+        return '<span class="null">null</span>'
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return _e(text)
+
+
+def table_html(headers: Sequence[str], rows: Sequence[Sequence[Any]], raw: bool = False) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for v in row:
+            num = isinstance(v, int | float) and not isinstance(v, bool)
+            content = str(v) if raw else _cell(v)
+            cells.append(f'<td class="num">{content}</td>' if num else f"<td>{content}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(title)}</title>'
+        f"{STYLE}</head><body><h1>{_e(title)}</h1>{body}</body></html>\n"
+    )
+
+
+def _checks_html(result: Mapping[str, Any] | None, label: str) -> str:
+    if result is None:
+        return f"<p>No {label} check results.</p>"
+    verdict = "pass" if result["passed"] else "fail"
+    rows = [
+        (
+            f"<code>{_e(c['rule'])}</code>",
+            f'<span class="{"pass" if c["passed"] else "fail"}">'
+            f"{'pass' if c['passed'] else 'FAIL'}</span>",
+            _e(c["detail"]),
+        )
+        for c in result["checks"]
+    ]
+    return (
+        f'<p>{_e(label)}: <span class="{verdict}">{"passed" if result["passed"] else "FAILED"}'
+        f"</span> ({result['rules_passed']}/{result['rules_total']} rules)</p>"
+        + table_html(["rule", "result", "detail"], rows, raw=True)
+    )
+
+
+def silver_page(
+    name: str,
+    table: pl.DataFrame,
+    table_checks: Mapping[str, Any] | None,
+    cohort_checks: Mapping[str, Mapping[str, Any]],
+) -> str:
+    """The report page of one Silver table."""
+    s = spec(name)
+    rules = SILVER_RULES[name]
+    required = set(rules.get("required_non_null", []))
+    schema_rows = [
+        (f.name, str(f.type), "key" if f.name == s.key else "", "✓" if f.name in required else "")
+        for f in s.schema
+    ]
+    per_cohort = table.group_by("cohort").len().sort("cohort").rows() if table.height else []
+    sample = table.sort(s.key).head(5)
+    body = [
+        f"<p>Primary key <code>{_e(s.key)}</code>; {len(s.schema)} columns; "
+        f"{table.height:,} rows. Rules: {_e(summary(rules).replace('`', ''))}.</p>",
+        "<h2>Rows per cohort</h2>",
+        table_html(["cohort", "rows"], per_cohort) if per_cohort else "<p>No rows.</p>",
+        "<h2>Checks</h2>",
+        _checks_html(table_checks, "whole table"),
+    ]
+    for cohort, result in sorted(cohort_checks.items()):
+        body.append(_checks_html(result, f"cohort {cohort}"))
+    body += [
+        "<h2>Schema</h2>",
+        table_html(["column", "type", "key", "required"], schema_rows),
+        "<h2>Sample rows</h2>",
+        table_html(sample.columns, sample.rows()) if sample.height else "<p>No rows.</p>",
+    ]
+    return _page(f"silver.{name}", "".join(body))
+
+
+def _svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def gold_plots(gold: pl.DataFrame, cohorts: pl.DataFrame) -> dict[str, str]:
+    """Three inline SVG plots: coverage per cohort, age distribution, encounters by type."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "svg.fonttype": "none"})
+    df = gold.join(cohorts, on="encounter_id", how="left")
+    cov = (
+        df.group_by("cohort")
+        .agg(
+            pl.col("soap_note_text").is_not_null().mean().alias("notes"),
+            pl.col("recent_vitals").struct.field("heart_rate").is_not_null().mean().alias("vitals"),
+            (pl.col("recent_labs").list.len() > 0).mean().alias("labs"),
+            pl.col("imaging").struct.field("has_imaging").mean().alias("imaging"),
+        )
+        .sort("cohort")
+    )
+    plots = {}
+    fig, ax = plt.subplots(figsize=(5.2, 3.0))
+    kinds = ["notes", "vitals", "labs", "imaging"]
+    width = 0.8 / max(cov.height, 1)
+    for i, row in enumerate(cov.iter_rows(named=True)):
+        ax.bar(
+            [k + i * width for k in range(len(kinds))],
+            [100 * (row[k] or 0) for k in kinds],
+            width,
+            label=f"cohort {row['cohort']}",
+        )
+    ax.set_xticks([k + width * (cov.height - 1) / 2 for k in range(len(kinds))], kinds)
+    ax.set_ylabel("% of encounters")
+    ax.set_title("Coverage per cohort")
+    ax.legend(fontsize=7)
+    plots["coverage"] = _svg(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.0))
+    ax.hist(df["patient_age"].drop_nulls().to_list(), bins=range(0, 111, 5), color="#4c72b0")
+    ax.set_xlabel("patient age at encounter (years)")
+    ax.set_ylabel("encounters")
+    ax.set_title("Patient age distribution")
+    plots["age"] = _svg(fig)
+    plt.close(fig)
+
+    top = (
+        df.with_columns(pl.col("encounter_type").replace("", "(no type)"))
+        .group_by("encounter_type")
+        .len()
+        .sort(["len", "encounter_type"], descending=[True, False])
+        .head(12)
+        .reverse()
+    )
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    labels = [t if len(t) <= 45 else t[:44] + "…" for t in top["encounter_type"].to_list()]
+    ax.barh(labels, top["len"].to_list(), color="#55a868")
+    ax.set_xlabel("encounters")
+    ax.set_title("Encounters by type (top 12)")
+    plots["types"] = _svg(fig)
+    plt.close(fig)
+    return plots
+
+
+def encounter_card(gold: pl.DataFrame) -> str:
+    """A sample encounter with its SOAP note.
+
+    Among the first 200 rows by encounter id that have a note, the first that also has
+    conditions, medications and a heart rate; failing that, the first with conditions; then
+    simply the first with a note (the reference's rule).
+    """
+    rows = gold.sort("encounter_id").head(200).filter(pl.col("soap_note_text").is_not_null())
+    if rows.is_empty():
+        return "<p>No encounter with a SOAP note.</p>"
+    has_conditions = pl.col("active_conditions").list.len() > 0
+    rich = has_conditions & (pl.col("active_medications").list.len() > 0)
+    rich = rich & pl.col("recent_vitals").struct.field("heart_rate").is_not_null()
+    for preference in (rich, has_conditions):
+        preferred = rows.filter(preference)
+        if not preferred.is_empty():
+            rows = preferred
+            break
+    r = rows.row(0, named=True)
+
+    def listing(items: list[str]) -> str:
+        shown = ", ".join(_e(x) for x in items[:6]) or "none"
+        return shown + (f" (+{len(items) - 6} more)" if len(items) > 6 else "")
+
+    vitals = ", ".join(f"{k} {v:g}" for k, v in r["recent_vitals"].items() if v is not None)
+    img = r["imaging"]
+    imaging = (
+        f"{_e(img['modality'])} {_e(img['body_site_display'] or '')}"
+        if img["has_imaging"]
+        else "none"
+    )
+    note = r["soap_note_text"]
+    note = note if len(note) <= 1500 else note[:1500] + "…"
+    return (
+        '<div class="card">'
+        f"<p><b>Encounter</b> {_e(redact(r['encounter_id']))} · <b>patient</b> "
+        f"{_e(redact(r['patient_id']))} · {_e(r['encounter_date'])} · "
+        f"{_e(r['encounter_type'] or '(no type)')} · age {_e(r['patient_age'])} · "
+        f"{_e(r['patient_gender'])}</p>"
+        f"<p><b>Active conditions:</b> {listing(r['active_conditions'])}</p>"
+        f"<p><b>Active medications:</b> {listing(r['active_medications'])}</p>"
+        f"<p><b>Vitals:</b> {_e(vitals or 'none')} · <b>Imaging:</b> {imaging}</p>"
+        f"<p><b>SOAP note</b> ({len(r['soap_note_text']):,} characters):</p><pre>{_e(note)}</pre>"
+        "</div>"
+    )
+
+
+def gold_page(
+    manifest: Mapping[str, Any],
+    gold: pl.DataFrame,
+    cohorts: pl.DataFrame,
+    checks: Mapping[str, Mapping[str, Any]],
+) -> str:
+    stats = manifest["corpus_stats"]
+    per_cohort = [
+        (
+            c,
+            v["row_count"],
+            v["corpus_stats"]["distinct_patients"],
+            v["corpus_stats"]["with_soap_note"],
+            v["corpus_stats"]["with_vitals"],
+            v["corpus_stats"]["with_labs"],
+            v["corpus_stats"]["with_imaging"],
+        )
+        for c, v in sorted(manifest.get("cohorts", {}).items())
+    ]
+    sources = [(s["table"], s["row_count"], s["delta_version"]) for s in manifest["silver_sources"]]
+    plots = gold_plots(gold, cohorts) if gold.height else {}
+    body = [
+        f"<p>Contract v{_e(manifest['contract_version'])}; {manifest['row_count']:,} rows; "
+        f"Delta version {_e(manifest['gold_delta_version'])}; manifest written "
+        f"{_e(manifest['created_timestamp'][:19])} UTC. {len(GOLD_SCHEMA)} columns.</p>",
+        "<h2>Corpus manifest</h2>",
+        table_html(["statistic", "value"], list(stats.items())),
+        "<h2>Per cohort</h2>",
+        table_html(
+            ["cohort", "rows", "patients", "with note", "with vitals", "with labs", "with imaging"],
+            per_cohort,
+        ),
+        "<h2>Plots</h2>",
+        '<div class="plots">'
+        + "".join(f'<figure id="plot-{k}">{v}</figure>' for k, v in plots.items())
+        + "</div>",
+        "<h2>Sample encounter</h2>",
+        encounter_card(gold),
+        "<h2>Gold checks</h2>",
+        *[_checks_html(r, f"cohort {c}") for c, r in sorted(checks.items())],
+        "<h2>Silver sources</h2>",
+        table_html(["table", "rows", "Delta version"], sources),
+    ]
+    return _page("gold.encounter_summary", "".join(body))
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def report_pages_job(root: str | Path, outputs: Mapping[str, str | Path]) -> dict[str, Any]:
+    """Write the report pages: ``outputs`` maps each Silver table and ``gold`` to a path."""
+    layout = Layout.of(root)
+    cohorts = sorted(
+        p.name[len("cohort=") : -len(".json")]
+        for p in (layout.markers / "gold").glob("cohort=*.json")
+    )
+    for name in SILVER_TABLES:
+        table = pl.from_arrow(delta.read_table(layout.silver_table(name)))
+        page = silver_page(
+            name,
+            table,
+            _read(layout.check_table(name)),
+            {c: _read(layout.check_cohort(name, c)) for c in cohorts},
+        )
+        Path(outputs[name]).write_text(page, encoding="utf-8")
+    gold = pl.from_arrow(delta.read_table(layout.gold_table))
+    enc = pl.from_arrow(
+        delta.read_table(layout.silver_table("encounter"), ["encounter_id", "cohort"])
+    ).unique("encounter_id", keep="first")
+    page = gold_page(
+        _read(layout.corpus_manifest),
+        gold,
+        enc,
+        {c: _read(layout.check_gold(c)) for c in cohorts},
+    )
+    Path(outputs["gold"]).write_text(page, encoding="utf-8")
+    return {"layer": "report", "tables": [*SILVER_TABLES, "gold"], "rows_written": 0}
