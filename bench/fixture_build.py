@@ -112,7 +112,7 @@ def main() -> int:
         "|---|---:|---:|---:|---:|",
     ]
     labels = {
-        "fresh": "Fresh build (land, Bronze, Silver, Gold, manifest)",
+        "fresh": "Fresh build (land, Bronze, Silver, checks, Gold, manifest, report)",
         "change": "One bundle of cohort B changed",
         "noop": "No-op rerun",
     }

@@ -75,6 +75,13 @@ def uid(*parts: object) -> str:
     return str(uuid.uuid5(NS, "/".join(str(p) for p in parts)))
 
 
+def age_at(birth: str, when: str) -> int:
+    """Whole years from a YYYY-MM-DD birth date to an ISO date-time (anniversary rule)."""
+    by, bm, bd = (int(x) for x in birth.split("-"))
+    y, m, d = int(when[0:4]), int(when[5:7]), int(when[8:10])
+    return y - by - ((m, d) < (bm, bd))
+
+
 def ref(resource_id: str) -> dict[str, str]:
     return {"reference": f"urn:uuid:{resource_id}"}
 
@@ -326,7 +333,7 @@ def bundle_for(i: int) -> tuple[str, dict[str, object]]:
         note = NOTE.format(
             date=start[:10],
             complaint="No complaints." if k < 2 else "Facial pain and congestion.",
-            age=2019 + k - int(birth[:4]),
+            age=age_at(birth, start),
             meds=MEDS[0][1] if i % 2 == 0 else "None.",
             assessment="Stable; continue current plan."
             if k < 2
