@@ -347,16 +347,6 @@ def test_contract_check_detects_a_stale_file(tmp_path, capsys):
     assert "stale: schemas/gold_encounter_summary.json" in capsys.readouterr().err
 
 
-def _iso(value):
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _iso(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_iso(v) for v in value]
-    return value
-
-
 def validator() -> jsonschema.Draft202012Validator:
     schema = json.loads((REPO / contract.SCHEMA_FILE).read_text())
     return jsonschema.Draft202012Validator(
@@ -366,7 +356,7 @@ def validator() -> jsonschema.Draft202012Validator:
 
 def test_schema_rejects_extra_and_missing_fields(context_gold):
     v = validator()
-    row = _iso(context_gold["enc-1"])
+    row = contract.to_json_row(context_gold["enc-1"])
     assert not list(v.iter_errors(row))
     assert list(v.iter_errors({**row, "cohort": "A"}))  # additionalProperties: false
     assert list(v.iter_errors({k: x for k, x in row.items() if k != "patient_id"}))
@@ -425,7 +415,9 @@ def test_gold_parity_with_reference(fixture_gold):
 def test_every_fixture_gold_row_validates(fixture_gold):
     v = validator()
     rows = read_table(jobs.Layout.of(fixture_gold).gold_table).to_pylist()
-    bad = [r["encounter_id"] for r in rows if any(True for _ in v.iter_errors(_iso(r)))]
+    bad = [
+        r["encounter_id"] for r in rows if any(True for _ in v.iter_errors(contract.to_json_row(r)))
+    ]
     assert rows and not bad
 
 

@@ -20,6 +20,11 @@ from fhirhouse.store.delta import check_cohort_label
 log = logging.getLogger("fhirhouse.cli")
 
 
+def _root_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="config file (default: config/config.yaml)")
+    parser.add_argument("--root", help="storage root (config `root`, default: data)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fhirhouse",
@@ -37,8 +42,7 @@ def _parser() -> argparse.ArgumentParser:
             "exists (the same file Snakemake reads)."
         ),
     )
-    run.add_argument("--config", type=Path, help="config file (default: config/config.yaml)")
-    run.add_argument("--root", help="storage root (config `root`, default: data)")
+    _root_args(run)
     run.add_argument(
         "--source",
         help="folder of bundle *.json files to land (config `source`); "
@@ -73,8 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Recompute gold.encounter_summary for every cohort in Silver, then write "
         "<root>/gold/_metadata/corpus_manifest.json.",
     )
-    gold.add_argument("--config", type=Path, help="config file (default: config/config.yaml)")
-    gold.add_argument("--root", help="storage root (config `root`, default: data)")
+    _root_args(gold)
     gold.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     contract = sub.add_parser(
         "contract",
@@ -90,8 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         description="For each cohort: whether each layer is built, stale (inputs changed "
         "since) or failed (its last job failed), the check results, rows and the last run.",
     )
-    status.add_argument("--config", type=Path, help="config file (default: config/config.yaml)")
-    status.add_argument("--root", help="storage root (config `root`, default: data)")
+    _root_args(status)
     hist = sub.add_parser(
         "history",
         help="list recent runs from <root>/_ops/run_history",
@@ -99,8 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         "jobs, rows written, wall time, cohorts. The table is Delta: query it with polars "
         "(pl.read_delta) or duckdb for more.",
     )
-    hist.add_argument("--config", type=Path, help="config file (default: config/config.yaml)")
-    hist.add_argument("--root", help="storage root (config `root`, default: data)")
+    _root_args(hist)
     hist.add_argument("--last", type=int, default=10, metavar="N", help="runs to show (10)")
     hist.add_argument("--jobs", action="store_true", help="list each run's jobs too")
     contract.add_argument(

@@ -573,27 +573,6 @@ def check_tables_job(
     }
 
 
-def _contract_validator() -> Any:
-    import jsonschema
-
-    from fhirhouse.gold.contract import json_schema
-
-    validator = jsonschema.Draft202012Validator(
-        json_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
-
-    def iso(value: Any) -> Any:
-        if isinstance(value, dt.datetime | dt.date):
-            return value.isoformat()
-        if isinstance(value, dict):
-            return {k: iso(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [iso(v) for v in value]
-        return value
-
-    return lambda row: validator.is_valid(iso(row))
-
-
 def check_gold_job(
     root: str | Path,
     cohort: str,
@@ -616,7 +595,9 @@ def check_gold_job(
         if ids and delta.is_table(layout.gold_table)
         else pl.from_arrow(gold.GOLD_SCHEMA.empty_table())
     )
-    result = validate_gold(rows, cohort, len(set(ids)), _contract_validator(), max_age)
+    from fhirhouse.gold.contract import row_validator
+
+    result = validate_gold(rows, cohort, len(set(ids)), row_validator(), max_age)
     _write_results(
         [result],
         [Path(output) if output else layout.check_gold(cohort)],

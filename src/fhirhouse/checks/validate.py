@@ -71,6 +71,11 @@ class TableResult:
         return "\n".join(lines) + "\n"
 
 
+def _outcome(rule: str, passed: bool, detail: str, legacy: str) -> CheckOutcome:
+    """A rule outcome; the reference's legacy failure string is kept only on failure."""
+    return CheckOutcome(rule, passed, detail, "" if passed else legacy)
+
+
 def _df(table: Frame) -> pl.DataFrame:
     return table if isinstance(table, pl.DataFrame) else pl.from_arrow(table)
 
@@ -92,31 +97,31 @@ def merged_rules(name: str, overrides: Mapping[str, Mapping[str, Any]] | None) -
 def check_min_rows(df: pl.DataFrame, minimum: int) -> CheckOutcome:
     n = df.height
     ok = n >= minimum
-    return CheckOutcome(
+    return _outcome(
         f"min_rows>={minimum}",
         ok,
         f"{n:,} rows (minimum {minimum:,})",
-        "" if ok else f"min_rows<{minimum}(={n})",
+        f"min_rows<{minimum}(={n})",
     )
 
 
 def check_non_null(df: pl.DataFrame, column: str) -> CheckOutcome:
     nulls = df[column].null_count()
-    return CheckOutcome(
+    return _outcome(
         f"non_null:{column}",
         nulls == 0,
         f"{nulls:,} nulls / {df.height:,} rows",
-        "" if nulls == 0 else f"nulls_in:{column}({nulls})",
+        f"nulls_in:{column}({nulls})",
     )
 
 
 def check_unique(df: pl.DataFrame, column: str) -> CheckOutcome:
     distinct, n = df[column].n_unique(), df.height
-    return CheckOutcome(
+    return _outcome(
         f"unique:{column}",
         distinct == n,
         f"{distinct:,}/{n:,} distinct",
-        "" if distinct == n else f"non_unique:{column}({distinct}/{n})",
+        f"non_unique:{column}({distinct}/{n})",
     )
 
 
@@ -124,11 +129,11 @@ def check_short_notes(df: pl.DataFrame, min_chars: int, max_pct: float) -> Check
     short = int((df["char_count"] < min_chars).sum())
     rate = short / df.height
     ok = rate <= max_pct
-    return CheckOutcome(
+    return _outcome(
         f"short_notes_pct<={_pct(max_pct)}",
         ok,
         f"{rate:.1%} short (< {min_chars} chars), {short:,}/{df.height:,}",
-        "" if ok else f"short_notes_pct>{max_pct}(={rate:.2f})",
+        f"short_notes_pct>{max_pct}(={rate:.2f})",
     )
 
 
@@ -141,45 +146,45 @@ def check_sections(df: pl.DataFrame, flags: list[str], min_pct: float) -> CheckO
     )
     rate = complete / df.height
     ok = rate >= min_pct
-    return CheckOutcome(
+    return _outcome(
         f"sections_pct>={_pct(min_pct)}",
         ok,
         f"{rate:.1%} of rows have all {len(present)} sections",
-        "" if ok else f"sections_pct<{min_pct}(={rate:.2f})",
+        f"sections_pct<{min_pct}(={rate:.2f})",
     )
 
 
 def check_range(df: pl.DataFrame, column: str, lo: float, hi: float) -> CheckOutcome:
     values = df[column].drop_nulls()
     bad = int(((values < lo) | (values > hi)).sum())
-    return CheckOutcome(
+    return _outcome(
         f"range:{column}∈[{lo},{hi}]",
         bad == 0,
         f"all {values.len():,} non-null values within [{lo}, {hi}]"
         if bad == 0
         else f"{bad:,} of {values.len():,} non-null values outside [{lo}, {hi}]",
-        "" if bad == 0 else f"out_of_range:{column}({bad} not in [{lo},{hi}])",
+        f"out_of_range:{column}({bad} not in [{lo},{hi}])",
     )
 
 
 def check_no_future_birth(df: pl.DataFrame, today: dt.date) -> CheckOutcome:
     future = int((df["birth_date"].drop_nulls() > today).sum())
-    return CheckOutcome(
+    return _outcome(
         "no_future_birth_date",
         future == 0,
         f"{future:,} birth dates after {today.isoformat()}",
-        "" if future == 0 else f"future_birth_date({future})",
+        f"future_birth_date({future})",
     )
 
 
 def check_cross_cohort(df: pl.DataFrame, key: str) -> CheckOutcome:
     per_key = df.group_by(key).agg(pl.col("cohort").n_unique().alias("n"))
     dupes = int((per_key["n"] > 1).sum())
-    return CheckOutcome(
+    return _outcome(
         f"no_cross_cohort_duplicates:{key}",
         dupes == 0,
         f"{dupes:,} keys present in more than one cohort",
-        "" if dupes == 0 else f"cross_cohort_duplicates:{key}({dupes})",
+        f"cross_cohort_duplicates:{key}({dupes})",
     )
 
 
@@ -190,11 +195,11 @@ def check_references(
     if skip_empty:
         values = values.filter(values != "")
     missing = int((~values.is_in(keys.implode())).sum()) if values.len() else 0
-    return CheckOutcome(
+    return _outcome(
         f"references:{column}->{target}",
         missing == 0,
         f"{missing:,} of {values.len():,} {column} values do not resolve in {target}",
-        "" if missing == 0 else f"dangling:{column}({missing})",
+        f"dangling:{column}({missing})",
     )
 
 
@@ -289,11 +294,11 @@ def validate_gold(
     df = _df(gold)
     n = df.height
     checks = [
-        CheckOutcome(
+        _outcome(
             "rows_equal_encounters",
             n == expected_rows,
             f"{n:,} Gold rows for {expected_rows:,} Silver encounters",
-            "" if n == expected_rows else f"row_count({n}!={expected_rows})",
+            f"row_count({n}!={expected_rows})",
         )
     ]
     if df["patient_age"].drop_nulls().len():
@@ -301,21 +306,21 @@ def validate_gold(
     for col in GOLD_LIST_COLUMNS:
         nulls = df[col].null_count()
         checks.append(
-            CheckOutcome(
+            _outcome(
                 f"never_null:{col}",
                 nulls == 0,
                 f"{nulls:,} null lists / {n:,} rows",
-                "" if nulls == 0 else f"null_list:{col}({nulls})",
+                f"null_list:{col}({nulls})",
             )
         )
     if row_validator is not None:
         invalid = sum(1 for row in df.iter_rows(named=True) if not row_validator(row))
         checks.append(
-            CheckOutcome(
+            _outcome(
                 "contract_schema",
                 invalid == 0,
                 f"{n - invalid:,}/{n:,} rows valid against the contract JSON Schema",
-                "" if invalid == 0 else f"schema_invalid({invalid})",
+                f"schema_invalid({invalid})",
             )
         )
     return TableResult("gold.encounter_summary", f"cohort={cohort}", n, checks)

@@ -10,7 +10,9 @@ file differs from what the code generates.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +143,27 @@ def json_schema() -> dict[str, Any]:
         "required": list(REQUIRED_FIELDS),
         "properties": props,
     }
+
+
+def to_json_row(value: Any) -> Any:
+    """A Gold row (or value) as JSON data: dates and timestamps become ISO-8601 strings."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: to_json_row(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_json_row(v) for v in value]
+    return value
+
+
+def row_validator() -> Callable[[dict[str, Any]], bool]:
+    """``row -> bool``: whether a Gold row (as Python values) validates against the contract."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(
+        json_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    return lambda row: validator.is_valid(to_json_row(row))
 
 
 def render_json_schema() -> str:
