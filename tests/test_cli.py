@@ -57,3 +57,29 @@ def test_run_errors_are_clear(tmp_path, capsys, args, message):
 def test_run_without_any_data_says_what_to_do(tmp_path, capsys):
     assert main(["run", "--root", str(tmp_path / "lake"), "--no-source"]) == 2
     assert "set `source`" in capsys.readouterr().err
+
+
+def test_run_checks_and_history(tmp_path, capsys):
+    import polars as pl
+
+    from fhirhouse.store.history import read_run_history
+
+    root = tmp_path / "lake"
+    assert main(["run", "--root", str(root), "--source", str(SAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "cohort A: 2 bundles, checks passed" in out
+    assert "whole-table checks failing" in out and "min_rows<100(=6)" in out
+    assert "gold cohort B: 6 rows (+6 ~0 -0)" in out and "checks passed" in out
+    history = read_run_history(root)
+    assert history.filter(pl.col("rule") == "(invocation)")["status"].to_list() == ["success"]
+    assert history.filter(pl.col("rule") != "(invocation)").height == 1 + 3 * 16 + 2
+    assert main(["history", "--root", str(root)]) == 0
+    assert " success " in capsys.readouterr().out
+
+
+def test_run_fail_policy_stops_with_the_failing_rule(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"root: {tmp_path / 'lake'}\nsource: {SAMPLE}\nchecks:\n  on_failure: fail\n")
+    assert main(["run", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "check failed: patient (table) min_rows>=100: 6 rows (minimum 100)" in err

@@ -11,8 +11,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fhirhouse import SILVER_TABLES, __version__, jobs, logs
+from fhirhouse import status as status_mod
 from fhirhouse.bronze.landing import list_cohorts
 from fhirhouse.config import ConfigError, load_config
 from fhirhouse.store.delta import check_cohort_label
@@ -122,6 +124,14 @@ def _summary(root: str, results: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def _job(root: str, rule: str, label: str | None, fn: Any, /, *a: Any, **kw: Any) -> Any:
+    """Run one job function with its run-history row (rule, cohort ``label``), as the rule
+    scripts do."""
+    with jobs.recorded(root, rule, label) as record:
+        record.marker = fn(*a, **kw)
+    return record.marker
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     overrides = {
         "root": args.root,
@@ -133,8 +143,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.no_source:
         cfg["source"] = None
     root = cfg["root"]
+    checks = cfg["checks"]
+    policy, silver_rules = checks.get("on_failure", "warn"), checks.get("silver") or {}
     started = time.monotonic()
-    landed = jobs.land_job(root, cfg["source"], cohorts=cfg["cohorts"], cohort=cfg["cohort"])
+    landed = _job(
+        root, "land", None, jobs.land_job, root, cfg["source"],
+        cohorts=cfg["cohorts"], cohort=cfg["cohort"],
+    )  # fmt: skip
     print(
         f"bronze: {landed['file_count']} files in {len(landed['cohorts'])} cohorts "
         f"({sum(landed['new_files'].values())} new, "
@@ -147,53 +162,96 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: no such cohort in Bronze: {', '.join(missing)}", file=sys.stderr)
         return 2
     results: dict[str, dict[str, dict]] = {}
+    layout = jobs.Layout.of(root)
     for n, cohort in enumerate(wanted, 1):
         t0 = time.monotonic()
-        jobs.bronze_cohort_job(root, cohort)
-        parsed = jobs.parse_cohort_job(root, cohort)
+        _job(root, "bronze", cohort, jobs.bronze_cohort_job, root, cohort)
+        parsed = _job(root, "parse", cohort, jobs.parse_cohort_job, root, cohort)
         results[cohort] = {}
         for table in SILVER_TABLES:
-            results[cohort][table] = jobs.write_silver_job(root, cohort, table)
-        jobs.silver_cohort_summary(
-            root,
-            cohort,
-            {t: jobs.Layout.of(root).silver_marker(t, cohort) for t in SILVER_TABLES},
-        )
+            results[cohort][table] = _job(
+                root, f"silver_{table}", cohort, jobs.write_silver_job, root, cohort, table
+            )
+        markers = {t: layout.silver_marker(t, cohort) for t in SILVER_TABLES}
+        _job(root, "silver_cohort", cohort, jobs.silver_cohort_summary, root, cohort, markers)
+        checked = _job(
+            root, "check_cohort", cohort, jobs.check_cohort_job, root, cohort,
+            overrides=silver_rules, policy=policy,
+        )  # fmt: skip
         q = parsed["quarantined_files"]
         print(
             f"[{n}/{len(wanted)}] cohort {cohort}: {parsed['files']} bundles"
-            f"{f', {q} quarantined' if q else ''} in {time.monotonic() - t0:.1f} s"
+            f"{f', {q} quarantined' if q else ''}, checks "
+            f"{'passed' if checked['passed'] else 'FAILED'} in {time.monotonic() - t0:.1f} s"
         )
     print()
     print(_summary(root, results))
+    tables = _job(
+        root, "check_tables", None, jobs.check_tables_job, root,
+        overrides=silver_rules, policy=policy,
+    )  # fmt: skip
+    if not tables["passed"]:
+        print(f"\nwhole-table checks failing (details in {layout.check_tables_md()}):")
+        for line in status_mod.table_check_lines(root):
+            print(line)
     if not args.no_gold:
-        _build_gold(root, wanted)
+        _build_gold(root, wanted, policy, (checks.get("gold") or {}).get("max_age", 130))
     print(f"\ndone in {time.monotonic() - started:.1f} s; tables under {root}/")
     return 0
 
 
-def _build_gold(root: str, cohorts: Sequence[str]) -> None:
+def _build_gold(
+    root: str, cohorts: Sequence[str], policy: str = "warn", max_age: int = 130
+) -> None:
     for cohort in cohorts:
-        m = jobs.gold_cohort_job(root, cohort)
+        m = _job(root, "gold", cohort, jobs.gold_cohort_job, root, cohort)
+        checked = _job(
+            root, "check_gold", cohort, jobs.check_gold_job, root, cohort,
+            policy=policy, max_age=max_age,
+        )  # fmt: skip
         print(
             f"gold cohort {cohort}: {m['rows']} rows "
-            f"(+{m['inserted']} ~{m['updated']} -{m['deleted']}) in {m['seconds']:.2f} s"
+            f"(+{m['inserted']} ~{m['updated']} -{m['deleted']}) in {m['seconds']:.2f} s; "
+            f"checks {'passed' if checked['passed'] else 'FAILED'}"
         )
-    manifest = jobs.gold_manifest_job(root)
+    manifest = _job(root, "gold_manifest", None, jobs.gold_manifest_job, root)
     print(
         f"gold.encounter_summary: {manifest['row_count']} rows, version "
         f"{manifest['gold_delta_version']}; manifest {jobs.Layout.of(root).corpus_manifest}"
     )
 
 
+def _recorded_invocation(args: argparse.Namespace, command: Any) -> int:
+    """Run a building command and add its invocation row to the run history."""
+    try:
+        code = command(args)
+    except BaseException:
+        _record_end(args, "failed")
+        raise
+    if code == 0:
+        _record_end(args, "success")
+    return code
+
+
+def _record_end(args: argparse.Namespace, outcome: str) -> None:
+    try:
+        root = load_config(args.config, {"root": args.root})["root"]
+    except ConfigError:
+        return
+    if Path(root).exists():
+        jobs.record_invocation(root, outcome)
+
+
 def cmd_gold(args: argparse.Namespace) -> int:
-    root = load_config(args.config, {"root": args.root})["root"]
+    cfg = load_config(args.config, {"root": args.root})
+    root, checks = cfg["root"], cfg["checks"]
     cohorts = jobs.silver_cohorts(root)
     if not cohorts:
         print(f"error: no Silver tables under {root}; run `fhirhouse run` first", file=sys.stderr)
         return 2
     started = time.monotonic()
-    _build_gold(root, cohorts)
+    max_age = (checks.get("gold") or {}).get("max_age", 130)
+    _build_gold(root, cohorts, checks.get("on_failure", "warn"), max_age)
     print(f"done in {time.monotonic() - started:.1f} s")
     return 0
 
@@ -220,24 +278,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         level="DEBUG" if verbose else "INFO", console_level="DEBUG" if verbose else "WARNING"
     )
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "gold":
-            return cmd_gold(args)
+        if args.command in ("run", "gold"):
+            return _recorded_invocation(args, cmd_run if args.command == "run" else cmd_gold)
         if args.command == "contract":
             return cmd_contract(args)
         if args.command in ("status", "history"):
-            from fhirhouse import status
-
             root = load_config(args.config, {"root": args.root})["root"]
             if args.command == "status":
-                print(status.render_status(root))
+                print(status_mod.render_status(root))
             else:
-                print(status.render_history(root, args.last, args.jobs))
+                print(status_mod.render_history(root, args.last, args.jobs))
             return 0
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except jobs.CheckFailed as exc:
+        print(f"error: {exc} (checks.on_failure is 'fail')", file=sys.stderr)
+        return 1
     return 1
 
 

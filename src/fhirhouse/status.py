@@ -201,7 +201,7 @@ def render_history(root: str | Path, last: int = 10, show_jobs: bool = False) ->
         f"{'rows':>10}{'wall s':>9}  cohorts"
     ]
     for r in table.iter_rows(named=True):
-        outcome = r["outcome"] or ("failed" if r["failed"] else "running?")
+        outcome = r["outcome"] or ("failed" if r["failed"] else "incomplete")
         wall = f"{r['wall_s']:.1f}" if r["wall_s"] is not None else "-"
         lines.append(
             f"{r['run_id']:<14}{str(r['started'])[:19]:<21}{outcome:<10}{r['jobs']:>6}"
