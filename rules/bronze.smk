@@ -1,6 +1,23 @@
 # Bronze: land source bundles into cohort folders, then describe each cohort.
 
 
+rule synth:
+    output:
+        str(SYNTH_MARKER),
+    log:
+        str(LOGS / "synth.log"),
+    benchmark:
+        str(BENCH / "synth.tsv")
+    conda:
+        "../envs/fhirhouse.yaml"
+    params:
+        out=str(SYNTH_DIR),
+        patients=config["synth"]["patients"],
+        seed=config["synth"]["seed"],
+    script:
+        "../scripts/synth.py"
+
+
 checkpoint land:
     input:
         source_state,
@@ -13,7 +30,7 @@ checkpoint land:
     conda:
         "../envs/fhirhouse.yaml"
     params:
-        source=config.get("source"),
+        source=str(SOURCE) if SOURCE else None,
         cohorts=config["cohorts"],
         cohort=config.get("cohort"),
     script:

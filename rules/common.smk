@@ -4,7 +4,7 @@ from pathlib import Path
 from fhirhouse import SILVER_TABLES
 from fhirhouse.bronze.landing import cohort_files, list_cohorts, sync_state_file
 from fhirhouse.bronze.dicom_index import dicom_dir
-from fhirhouse.jobs import Layout, record_invocation
+from fhirhouse.jobs import Layout, record_invocation, resolve_source
 
 ROOT = Path(config["root"])
 LAYOUT = Layout.of(ROOT)
@@ -31,15 +31,23 @@ STATE = MARKERS / "bronze" / "_state"
 # Bundle files are never declared as inputs: their names embed patient names and ids, and
 # Snakemake prints inputs in job listings and its logs. A state file per folder stands in for
 # them (file count, bytes, a fingerprint of names/sizes/mtimes), rewritten only on a change.
+SYNTH_DIR = LAYOUT.synth_dir
+SYNTH_MARKER = LAYOUT.synth_marker
+# With `source: null`: the generated corpus on a fresh root, else the Bronze tree as it is.
+SOURCE = resolve_source(ROOT, config.get("source"))
+SYNTHETIC = SOURCE == SYNTH_DIR
+
+
 def source_state(wildcards):
     """The source folder's state: the landing job reruns when a bundle is added or changed."""
-    source = config.get("source")
-    if not source:
+    if SOURCE is None:
         return []
-    folder = Path(source)
-    if not folder.is_dir():
-        raise WorkflowError(f"config source={source!r} is not a folder")
-    return str(sync_state_file(STATE / "source.json", sorted(folder.glob("*.json"))))
+    if SYNTHETIC:
+        return str(SYNTH_MARKER)
+    if not SOURCE.is_dir():
+        raise WorkflowError(f"config source={str(SOURCE)!r} is not a folder")
+    files = sorted(SOURCE.glob("*.json")) + sorted(SOURCE.glob("dicom/*.dcm"))
+    return str(sync_state_file(STATE / "source.json", files))
 
 
 def cohorts():

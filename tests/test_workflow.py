@@ -371,3 +371,22 @@ def test_report_has_description_rulegraph_and_every_page(built):
     card = gold[gold.index("<h2>Sample encounter</h2>") : gold.index("<h2>Gold checks</h2>")]
     assert "SOAP note" in card and "<pre>" in card and "ref:" in card
     assert "contract_schema" in gold
+
+
+def test_default_config_generates_a_corpus(tmp_path):
+    root = tmp_path / "lake"
+    cfg_file = tmp_path / "cfg.yaml"  # source: null is the default
+    cfg_file.write_text(f"root: {root}\nsynth: {{patients: 6, seed: 3}}\n")
+    snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg_file))
+    synth = json.loads((root / "_synth/manifest.json").read_text())
+    assert synth["patients"] == 6 and synth["seed"] == 3
+    assert [len(list((root / f"bronze/fhir/cohort={c}").glob("*.json"))) for c in "ABC"] == [
+        2,
+        2,
+        2,
+    ]
+    assert (root / "_markers/gold/manifest.json").exists()
+    landed_dicom = len(list((root / "bronze/dicom").glob("*.dcm")))
+    assert landed_dicom == synth["dicom_files"]
+    proc = snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg_file))
+    assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -16,6 +16,7 @@ from typing import Any
 from fhirhouse import SILVER_TABLES, __version__, jobs, logs
 from fhirhouse import status as status_mod
 from fhirhouse.bronze.landing import list_cohorts
+from fhirhouse.bronze.synth import SYNTH_FIELDS
 from fhirhouse.config import ConfigError, load_config
 from fhirhouse.store.delta import check_cohort_label
 
@@ -53,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-source",
         action="store_true",
-        help="ignore any configured source and build the existing Bronze tree as it is",
+        help="land nothing: build the existing Bronze tree as it is",
     )
     run.add_argument(
         "--cohorts",
@@ -89,6 +90,21 @@ def _parser() -> argparse.ArgumentParser:
         "committed file is stale.",
     )
     contract.add_argument("--check", action="store_true", help="fail if a file is stale")
+    synth = sub.add_parser(
+        "synth",
+        help="generate deterministic Synthea-Coherent-like FHIR bundles",
+        description="Write N patient bundles (FHIR R4 transaction Bundles, ~3.4 MiB each by "
+        "default) to --out, plus header-only DICOM files in --out/dicom/. Patient i depends "
+        "only on (seed, i). Proportions default to Synthea Coherent's; change them with "
+        "--set NAME=VALUE (names: " + ", ".join(SYNTH_FIELDS) + ").",
+    )
+    synth.add_argument("--patients", type=int, required=True, help="number of patients")
+    synth.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    synth.add_argument("--out", type=Path, required=True, help="output folder")
+    synth.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="a profile setting"
+    )
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
     status = sub.add_parser(
         "status",
         help="show each cohort's Bronze, Silver, checks and Gold state",
@@ -140,14 +156,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         "cohort": args.land_into,
     }
     cfg = load_config(args.config, overrides)
-    if args.no_source:
-        cfg["source"] = None
     root = cfg["root"]
     checks = cfg["checks"]
     policy, silver_rules = checks.get("on_failure", "warn"), checks.get("silver") or {}
     started = time.monotonic()
+    source = jobs.resolve_source(root, cfg["source"]) if not args.no_source else None
+    layout = jobs.Layout.of(root)
+    if source == layout.synth_dir:
+        synth = cfg["synth"]
+        print(f"generating {synth['patients']} synthetic patients (seed {synth['seed']})")
+        _job(
+            root, "synth", None, jobs.synth_job, source, synth["patients"], synth["seed"],
+            marker=layout.synth_marker, progress=True,
+        )  # fmt: skip
     landed = _job(
-        root, "land", None, jobs.land_job, root, cfg["source"],
+        root, "land", None, jobs.land_job, root, source,
         cohorts=cfg["cohorts"], cohort=cfg["cohort"],
     )  # fmt: skip
     print(
@@ -162,7 +185,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: no such cohort in Bronze: {', '.join(missing)}", file=sys.stderr)
         return 2
     results: dict[str, dict[str, dict]] = {}
-    layout = jobs.Layout.of(root)
     for n, cohort in enumerate(wanted, 1):
         t0 = time.monotonic()
         _job(root, "bronze", cohort, jobs.bronze_cohort_job, root, cohort)
@@ -256,6 +278,37 @@ def cmd_gold(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from fhirhouse.bronze.synth import SynthProfile, write_corpus
+
+    if args.patients < 1:
+        print("error: --patients must be at least 1", file=sys.stderr)
+        return 2
+    fields = {f.name: f.type for f in dataclasses.fields(SynthProfile)}
+    settings: dict[str, Any] = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if name not in fields or not value:
+            print(f"error: --set {item!r}: use NAME=VALUE with NAME in {', '.join(fields)}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        try:
+            settings[name] = int(value) if fields[name] in (int, "int") else float(value)
+        except ValueError:
+            print(f"error: --set {item!r}: {value!r} is not a number", file=sys.stderr)
+            return 2
+    summary = write_corpus(
+        args.out, args.patients, args.seed, SynthProfile(**settings), progress=not args.quiet
+    )
+    print(
+        f"wrote {summary['patients']} bundles ({summary['bundle_bytes'] / 2**20:,.1f} MiB) and "
+        f"{summary['dicom_files']} DICOM files to {args.out} in {summary['seconds']:.1f} s"
+    )
+    return 0
+
+
 def cmd_contract(args: argparse.Namespace) -> int:
     from fhirhouse.gold import contract
 
@@ -282,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _recorded_invocation(args, cmd_run if args.command == "run" else cmd_gold)
         if args.command == "contract":
             return cmd_contract(args)
+        if args.command == "synth":
+            return cmd_synth(args)
         if args.command in ("status", "history"):
             root = load_config(args.config, {"root": args.root})["root"]
             if args.command == "status":

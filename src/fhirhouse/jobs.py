@@ -96,6 +96,14 @@ class Layout:
     def corpus_manifest(self) -> Path:
         return self.root / "gold" / "_metadata" / "corpus_manifest.json"
 
+    @property
+    def synth_dir(self) -> Path:
+        return self.root / "_synth" / "bundles"
+
+    @property
+    def synth_marker(self) -> Path:
+        return self.root / "_synth" / "manifest.json"
+
     def gold_marker(self, cohort: str) -> Path:
         return self.markers / "gold" / f"cohort={cohort}.json"
 
@@ -158,12 +166,45 @@ def land_job(
     payload = {
         "new_files": result.new,
         "replaced_files": result.replaced,
+        "dicom_files": result.dicom,
         "unchanged_files": result.unchanged,
         "cohorts": result.manifest["cohorts"],
         "file_count": result.manifest["file_count"],
         "total_bytes": result.manifest["total_bytes"],
     }
     return write_marker(marker or Layout.of(root).landing_marker(), "bronze", payload)
+
+
+def resolve_source(root: str | Path, source: str | Path | None) -> Path | None:
+    """The folder to land: ``source`` when given; otherwise the generated corpus on a fresh
+    root (or a root that already has one); otherwise ``None`` (the Bronze tree as it is)."""
+    if source:
+        return Path(source)
+    layout = Layout.of(root)
+    if layout.synth_marker.exists() or not landing.list_cohorts(root):
+        return layout.synth_dir
+    return None
+
+
+def synth_job(
+    out: str | Path,
+    patients: int,
+    seed: int,
+    marker: str | Path,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Generate (or refresh) a synthetic corpus in ``out`` and describe it in ``marker``."""
+    from fhirhouse.bronze.synth import write_corpus
+
+    summary = write_corpus(out, patients, seed, progress=progress)
+    log.info(
+        "generated %d synthetic patients (%d bytes, %d DICOM files) in %.1f s",
+        patients,
+        summary["bundle_bytes"],
+        summary["dicom_files"],
+        summary["seconds"],
+    )
+    return write_marker(marker, "bronze", {**summary, "out": str(out)})
 
 
 def bronze_cohort_job(

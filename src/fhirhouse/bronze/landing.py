@@ -145,6 +145,7 @@ class LandingResult:
     new: dict[str, int] = field(default_factory=dict)
     replaced: dict[str, int] = field(default_factory=dict)
     unchanged: int = 0
+    dicom: int = 0  # DICOM files landed or replaced
     manifest: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -209,6 +210,7 @@ def land(
             else:
                 _copy_atomic(src / name, dst)
                 result.replaced[label] = result.replaced.get(label, 0) + 1
+        result.dicom = _land_dicom(src / "dicom", bronze_dir(root) / "dicom")
         log.info(
             "landed %d new and %d changed bundle files (%d unchanged) into cohorts %s",
             sum(result.new.values()),
@@ -223,6 +225,23 @@ def land(
         )
     result.manifest = write_manifest(root, source)
     return result
+
+
+def _land_dicom(src: Path, dst: Path) -> int:
+    """Copy new or changed ``*.dcm`` files of ``src`` (a source's ``dicom/`` folder) to
+    ``<root>/bronze/dicom``; return how many were copied."""
+    if not src.is_dir():
+        return 0
+    copied = 0
+    for p in sorted(src.glob("*.dcm")):
+        target = dst / p.name
+        if target.exists() and _same_bytes(p, target):
+            continue
+        _copy_atomic(p, target)
+        copied += 1
+    if copied:
+        log.info("landed %d DICOM files", copied)
+    return copied
 
 
 def write_manifest(root: str | Path, source: str | Path | None) -> dict[str, object]:
