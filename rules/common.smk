@@ -2,8 +2,7 @@
 from pathlib import Path
 
 from fhirhouse import SILVER_TABLES
-from fhirhouse.bronze.landing import cohort_files, list_cohorts, sync_state_file
-from fhirhouse.bronze.dicom_index import dicom_dir
+from fhirhouse.bronze.landing import cohort_inputs, list_cohorts, sync_state_file
 from fhirhouse.jobs import Layout, record_invocation, resolve_source
 
 ROOT = Path(config["root"])
@@ -57,14 +56,11 @@ def cohorts():
 
 
 def bronze_state(wildcards):
-    """One cohort's Bronze state, read after landing has run."""
+    """One cohort's Bronze state (its bundles and their DICOM files), read after landing.
+    DICOM files of other cohorts' patients do not touch it."""
     checkpoints.land.get()
-    files = cohort_files(ROOT, wildcards.cohort)
+    files = cohort_inputs(ROOT, wildcards.cohort)
     return str(sync_state_file(STATE / f"cohort={wildcards.cohort}.json", files))
-
-
-def dicom_files(wildcards):
-    return sorted(str(p) for p in dicom_dir(ROOT).glob("*.dcm"))
 
 
 def silver_markers(cohort):

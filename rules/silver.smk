@@ -4,7 +4,6 @@
 rule parse:
     input:
         bronze=str(MARKERS / "bronze" / "cohort={cohort}.json"),
-        dicom=dicom_files,
     output:
         marker=str(MARKERS / "parse" / "cohort={cohort}.json"),
         staged=expand(

@@ -214,11 +214,13 @@ def bronze_cohort_job(
     files = landing.cohort_files(root, cohort)
     if not files:
         raise FileNotFoundError(f"cohort {cohort} has no bundle files")
+    dicom = landing.cohort_dicom_files(root, files)
     payload = {
         "cohort": cohort,
         "files": len(files),
+        "dicom_files": len(dicom),
         "bytes": sum(p.stat().st_size for p in files),
-        "input_digest": landing.cohort_digest(files),
+        "input_digest": landing.cohort_digest(files + dicom),
     }
     log.info("bronze cohort %s: %d files, %d bytes", cohort, payload["files"], payload["bytes"])
     return write_marker(marker or Layout.of(root).bronze_marker(cohort), "bronze", payload)
@@ -347,7 +349,7 @@ def parse_cohort_job(
         "dicom_files_indexed": len(dicom),
         "rows": rows,
         "ingest_timestamp": ingest_ts.isoformat(),
-        "input_digest": landing.cohort_digest(files),
+        "input_digest": landing.cohort_digest(landing.cohort_inputs(root, cohort)),
         "seconds": round(elapsed, 3),
     }
     return write_marker(marker or layout.parse_marker(cohort), "parse", payload)

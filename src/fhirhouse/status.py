@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from fhirhouse import SILVER_TABLES
-from fhirhouse.bronze.landing import cohort_files, folder_state, list_cohorts
+from fhirhouse.bronze.landing import cohort_files, cohort_inputs, folder_state, list_cohorts
 from fhirhouse.jobs import Layout
 from fhirhouse.store.history import read_run_history
 
@@ -84,7 +84,8 @@ def cohort_statuses(root: str | Path) -> list[CohortStatus]:
         files = cohort_files(root, cohort)
         bronze_m = layout.bronze_marker(cohort)
         state_file = layout.markers / "bronze" / "_state" / f"cohort={cohort}.json"
-        changed = _read(state_file) != folder_state(files) or _mtime(bronze_m) < _mtime(state_file)
+        state_now = folder_state(cohort_inputs(root, cohort))
+        changed = _read(state_file) != state_now or _mtime(bronze_m) < _mtime(state_file)
         silver_m = _read(layout.silver_cohort_marker(cohort))
         gold_m = _read(layout.gold_marker(cohort))
 

@@ -91,6 +91,29 @@ def cohort_files(root: str | Path, cohort: str) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.suffix == ".json" and p.is_file())
 
 
+def cohort_dicom_files(root: str | Path, files: Sequence[Path]) -> list[Path]:
+    """The DICOM files of a cohort's bundles, by Coherent naming: a DICOM file is named
+    ``<bundle file stem><StudyInstanceUID>.dcm``. Sorted."""
+    from fhirhouse.fhir.dicom import uid_from_filename
+
+    folder = bronze_dir(root) / "dicom"
+    if not folder.is_dir():
+        return []
+    stems = {p.stem for p in files}
+    out = []
+    for p in folder.glob("*.dcm"):
+        uid = uid_from_filename(p.name)
+        if uid and p.name[: -(len(uid) + 4)] in stems:
+            out.append(p)
+    return sorted(out)
+
+
+def cohort_inputs(root: str | Path, cohort: str) -> list[Path]:
+    """Everything a cohort's parse reads from Bronze: its bundles and their DICOM files."""
+    files = cohort_files(root, cohort)
+    return files + cohort_dicom_files(root, files)
+
+
 def file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
