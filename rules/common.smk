@@ -24,17 +24,16 @@ wildcard_constraints:
     cohort=COHORT_PATTERN,
 
 
-STATE = MARKERS / "bronze" / "_state"
-
-
-# Bundle files are never declared as inputs: their names embed patient names and ids, and
-# Snakemake prints inputs in job listings and its logs. A state file per folder stands in for
-# them (file count, bytes, a fingerprint of names/sizes/mtimes), rewritten only on a change.
 SYNTH_DIR = LAYOUT.synth_dir
 SYNTH_MARKER = LAYOUT.synth_marker
 # With `source: null`: the generated corpus on a fresh root, else the Bronze tree as it is.
 SOURCE = resolve_source(ROOT, config.get("source"))
 SYNTHETIC = SOURCE == SYNTH_DIR
+
+# Bundle files are never declared as inputs: their names embed patient names and ids, and
+# Snakemake prints inputs in job listings and its logs. A state file per folder stands in for
+# them (file count, bytes, a fingerprint of names/sizes/mtimes), rewritten only on a change.
+STATE = MARKERS / "bronze" / "_state"
 
 
 def source_state(wildcards):

@@ -89,3 +89,46 @@ def test_labels():
     for bad in (0, 27, ["A", "A"], ["../up"]):
         with pytest.raises(ValueError):
             resolve_labels(bad)
+
+
+def test_dicom_files_land_and_belong_to_their_bundles_cohort(tmp_path):
+    from fhirhouse.bronze.landing import cohort_dicom_files, cohort_inputs
+
+    uid = "1.2.840.99.7"
+    names = [
+        "A1_B1_0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        "A2_B2_1f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+    ]
+    src = write_bundles(
+        tmp_path / "src", {f"{n}.json": make_bundle(f"p{i}") for i, n in enumerate(names)}
+    )
+    (src / "dicom").mkdir()
+    for n in names:
+        (src / "dicom" / f"{n}{uid}.dcm").write_bytes(b"header-only")
+    (src / "dicom" / "unrelated_name.dcm").write_bytes(b"x")
+    root = tmp_path / "root"
+    res = land(root, src, cohorts=2)
+    assert res.dicom == 3
+    assert sorted(p.name for p in (root / "bronze/dicom").iterdir()) == sorted(
+        [f"{n}{uid}.dcm" for n in names] + ["unrelated_name.dcm"]
+    )
+    a_files = cohort_files(root, "A")
+    assert [p.name for p in cohort_dicom_files(root, a_files)] == [f"{names[0]}{uid}.dcm"]
+    assert len(cohort_inputs(root, "B")) == 2  # its bundle and its DICOM file
+    assert land(root, src, cohorts=2).dicom == 0  # unchanged: nothing copied again
+
+
+def test_landing_index_skips_unchanged_files_and_catches_same_size_edits(tmp_path):
+    import os
+
+    src, root = _source(tmp_path, 3), tmp_path / "root"
+    land(root, src)
+    index = json.loads((root / "bronze/_metadata/landed.json").read_text())
+    assert sorted(index) == ["f00.json", "f01.json", "f02.json"]
+    path = src / "f01.json"
+    os.utime(path, ns=(1, 1))  # touched, same bytes: hashed once, not replaced
+    assert land(root, src).replaced == {}
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"female", b"femalX"))  # same size, new bytes
+    assert land(root, src).replaced == {"B": 1}
+    assert (root / "bronze/fhir/cohort=B/f01.json").read_bytes() == path.read_bytes()

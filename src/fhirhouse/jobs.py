@@ -16,6 +16,7 @@ Layout under ``root``::
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import time
@@ -244,8 +245,6 @@ class CohortParse:
 def _quarantine_entry(
     cohort: str, name: str, data: bytes, kind: str, reason: str, **extra: Any
 ) -> dict[str, Any]:
-    import hashlib
-
     return {
         "cohort": cohort,
         "file_ref": redact(name),
@@ -429,7 +428,12 @@ def gold_cohort_job(
     layout = Layout.of(root)
     started = time.monotonic()
     versions = silver_versions(root)
-    silver = {t: delta.read_partition(layout.silver_table(t), cohort) for t in SILVER_TABLES}
+    silver = {
+        t: delta.read_partition(
+            layout.silver_table(t), cohort, columns=list(gold.SILVER_COLUMNS[t])
+        )
+        for t in SILVER_TABLES
+    }
     created = dt.datetime.now(dt.UTC)
     rows = gold.build_encounter_summary(silver, created, versions)
     orphans: list[str] = []
@@ -588,10 +592,20 @@ def check_tables_job(
     """Whole-table checks of every Silver table; appends one ``silver.ingest_log`` row each."""
     import polars as pl
 
-    from fhirhouse.checks.validate import ingest_log_table, validate_table
+    from fhirhouse.checks.validate import (
+        columns_needed,
+        ingest_log_table,
+        merged_rules,
+        validate_table,
+    )
 
     layout = Layout.of(root)
-    tables = {t: pl.from_arrow(delta.read_table(layout.silver_table(t))) for t in SILVER_TABLES}
+    tables = {
+        t: pl.from_arrow(
+            delta.read_table(layout.silver_table(t), columns_needed(t, merged_rules(t, overrides)))
+        )
+        for t in SILVER_TABLES
+    }
     patient_ids = tables["patient"]["patient_id"]
     encounter_ids = tables["encounter"]["encounter_id"]
     results = [

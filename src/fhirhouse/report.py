@@ -94,11 +94,13 @@ def _checks_html(result: Mapping[str, Any] | None, label: str) -> str:
 
 def silver_page(
     name: str,
-    table: pl.DataFrame,
+    cohorts: pl.DataFrame,
+    sample: pl.DataFrame,
     table_checks: Mapping[str, Any] | None,
     cohort_checks: Mapping[str, Mapping[str, Any]],
 ) -> str:
-    """The report page of one Silver table."""
+    """The report page of one Silver table: ``cohorts`` is its ``cohort`` column (one row per
+    table row), ``sample`` a few of its rows."""
     s = spec(name)
     rules = SILVER_RULES[name]
     required = set(rules.get("required_non_null", []))
@@ -106,11 +108,11 @@ def silver_page(
         (f.name, str(f.type), "key" if f.name == s.key else "", "✓" if f.name in required else "")
         for f in s.schema
     ]
-    per_cohort = table.group_by("cohort").len().sort("cohort").rows() if table.height else []
-    sample = table.sort(s.key).head(5)
+    per_cohort = cohorts.group_by("cohort").len().sort("cohort").rows() if cohorts.height else []
+    sample = sample.sort(s.key).head(5)
     body = [
         f"<p>Primary key <code>{_e(s.key)}</code>; {len(s.schema)} columns; "
-        f"{table.height:,} rows. Rules: {_e(summary(rules).replace('`', ''))}.</p>",
+        f"{cohorts.height:,} rows. Rules: {_e(summary(rules).replace('`', ''))}.</p>",
         "<h2>Rows per cohort</h2>",
         table_html(["cohort", "rows"], per_cohort) if per_cohort else "<p>No rows.</p>",
         "<h2>Checks</h2>",
@@ -302,10 +304,11 @@ def report_pages_job(root: str | Path, outputs: Mapping[str, str | Path]) -> dic
         for p in (layout.markers / "gold").glob("cohort=*.json")
     )
     for name in SILVER_TABLES:
-        table = pl.from_arrow(delta.read_table(layout.silver_table(name)))
+        path = layout.silver_table(name)
         page = silver_page(
             name,
-            table,
+            pl.from_arrow(delta.read_table(path, ["cohort"])),
+            pl.scan_delta(str(path)).head(5).collect(),
             _read(layout.check_table(name)),
             {c: _read(layout.check_cohort(name, c)) for c in cohorts},
         )

@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -188,11 +187,26 @@ def _landed_index(root: Path) -> dict[str, str]:
     return index
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
+def _copy_atomic(src: Path, dst: Path) -> str:
+    """Copy ``src`` to ``dst`` through a temporary name; return the SHA-256 of the bytes."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
+    h = hashlib.sha256()
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        for chunk in iter(lambda: fin.read(1 << 20), b""):
+            h.update(chunk)
+            fout.write(chunk)
     os.replace(tmp, dst)
+    return h.hexdigest()
+
+
+def landed_index_path(root: str | Path) -> Path:
+    return bronze_dir(root) / "_metadata" / "landed.json"
+
+
+def _stat_key(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
 
 
 def _same_bytes(a: Path, b: Path) -> bool:
@@ -217,22 +231,36 @@ def land(
         if not src.is_dir():
             raise FileNotFoundError(f"source folder does not exist: {src}")
         landed = _landed_index(root)
+        # name -> [source size, source mtime_ns, sha256] at landing: an unchanged source file
+        # (same size and mtime) is not read again; otherwise its bytes decide.
+        index_path = landed_index_path(root)
+        index: dict[str, list] = json.loads(index_path.read_text()) if index_path.exists() else {}
         names = sorted(p.name for p in src.iterdir() if p.suffix == ".json" and p.is_file())
         fresh = [n for n in names if n not in landed]
         for i, name in enumerate(fresh):
             label = cohort if cohort is not None else labels[i % len(labels)]
-            _copy_atomic(src / name, cohort_dir(root, label) / name)
+            digest = _copy_atomic(src / name, cohort_dir(root, label) / name)
+            index[name] = [*_stat_key(src / name), digest]
             result.new[label] = result.new.get(label, 0) + 1
         for name in names:
             if name not in landed:
                 continue
             label = landed[name]
+            stat = _stat_key(src / name)
+            known = index.get(name)
+            if known and known[:2] == stat:
+                result.unchanged += 1
+                continue
             dst = cohort_dir(root, label) / name
-            if _same_bytes(src / name, dst):
+            digest = file_digest(src / name)
+            previous = known[2] if known else file_digest(dst)
+            if digest == previous and dst.exists():
                 result.unchanged += 1
             else:
-                _copy_atomic(src / name, dst)
+                digest = _copy_atomic(src / name, dst)
                 result.replaced[label] = result.replaced.get(label, 0) + 1
+            index[name] = [*stat, digest]
+        write_json_atomic(index_path, index)
         result.dicom = _land_dicom(src / "dicom", bronze_dir(root) / "dicom")
         log.info(
             "landed %d new and %d changed bundle files (%d unchanged) into cohorts %s",

@@ -91,6 +91,18 @@ def merged_rules(name: str, overrides: Mapping[str, Mapping[str, Any]] | None) -
     return rules
 
 
+def columns_needed(name: str, rules: Mapping[str, Any]) -> list[str]:
+    """The columns the table-level checks of ``name`` read (everything else can be pruned)."""
+    s = spec(name)
+    wanted = {s.key, "cohort", *rules.get("required_non_null", []), *rules.get("unique_keys", [])}
+    wanted |= set(rules.get("numeric_ranges", {}))
+    wanted |= set(rules.get("required_section_flags", []))
+    if "min_char_count" in rules:
+        wanted.add("char_count")
+    wanted |= {"patient_id", "encounter_id", "birth_date"}
+    return [f.name for f in s.schema if f.name in wanted]
+
+
 # ------------------------------------------------------------------------------ the rules
 
 

@@ -90,6 +90,37 @@ NULLABLE_FIELDS: tuple[str, ...] = (
     "ecg_rhythm",
     "genomic_summary",
 )
+#: The Silver columns the transform reads (readers can prune everything else).
+SILVER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "patient": ("patient_id", "birth_date", "gender"),
+    "encounter": ("encounter_id", "patient_id", "type_display", "start_date"),
+    "condition": ("patient_id", "display", "onset_date", "abatement_date"),
+    "observation": (
+        "encounter_id",
+        "code",
+        "display",
+        "category",
+        "value",
+        "unit",
+        "components_json",
+        "effective_date",
+    ),
+    "medication_request": ("patient_id", "display", "status", "authored_on"),
+    "procedure": ("encounter_id", "display"),
+    "soap_note": ("encounter_id", "note_date", "note_text", "note_id"),
+    "ecg_metadata": ("encounter_id", "report_date", "conclusion", "rhythm"),
+    "imaging_study": (
+        "encounter_id",
+        "started_date",
+        "modality",
+        "body_site_display",
+        "study_description",
+        "study_date",
+        "series_count",
+        "dicom_binary_id",
+    ),
+    "genomic_report": ("encounter_id", "report_date", "result_summary"),
+}
 #: Build metadata: excluded when deciding whether a row's content changed.
 RUN_COLUMNS: frozenset[str] = frozenset({"created_timestamp", "silver_versions"})
 KEY = "encounter_id"

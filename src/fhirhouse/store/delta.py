@@ -90,9 +90,11 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     return DeltaTable(str(path)).to_pyarrow_table(columns=columns)
 
 
-def read_partition(path: str | Path, value: str, column: str = "cohort") -> pa.Table:
-    """The rows of one partition of the table at ``path``."""
-    return DeltaTable(str(path)).to_pyarrow_table(filters=[(column, "=", value)])
+def read_partition(
+    path: str | Path, value: str, column: str = "cohort", columns: list[str] | None = None
+) -> pa.Table:
+    """The rows of one partition of the table at ``path`` (only ``columns`` when given)."""
+    return DeltaTable(str(path)).to_pyarrow_table(filters=[(column, "=", value)], columns=columns)
 
 
 def partition_values(path: str | Path, column: str = "cohort") -> list[str]:
