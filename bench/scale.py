@@ -9,8 +9,8 @@ For each scale it:
 3. runs a full `snakemake --cores N` build on a fresh root under GNU time (wall, peak RSS),
    then sums Snakemake's `benchmark:` files per stage (wall s, CPU s, max RSS);
 4. times a no-op rerun;
-5. re-lands one changed bundle (heart rates rewritten) and times the rebuild;
-6. adds a new cohort of 10% more patients (`--config cohort=NEW`) and times it.
+5. adds a new cohort of 10% more patients (`--config cohort=NEW`) and times it;
+6. re-lands one changed bundle (heart rates rewritten) and times the rebuild.
 
 It writes a Markdown report with the machine, the command, the per-stage table and each
 performance target met or missed.
@@ -114,11 +114,12 @@ def run_scale(n: int, work: Path, cores: int) -> dict:
     full, full_rss, _ = sh(sm, work)
     per_stage = stages(root)
     noop, _, _ = sh(sm, work)
-    change_one(corpus)
-    reland, _, _ = sh(sm, work)
+    # Add before changing a bundle: regenerating the corpus would restore the changed one.
     extra = max(1, n // 10)
     sh([*synth[:3], str(n + extra), *synth[4:]], work)  # the next 10% of patients
     add, _, _ = sh([*sm, "cohort=NEW"], work)
+    change_one(corpus)
+    reland, _, _ = sh(sm, work)
     shutil.rmtree(root, ignore_errors=True)
     result = {
         "patients": n,

@@ -143,7 +143,9 @@ def diff_slice(
 
 
 @dataclass
-class _Merged:
+class MergeCounts:
+    """What one MERGE changed (all zero and not committed when nothing did)."""
+
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
@@ -158,7 +160,7 @@ def _merge_until_committed(
     ignore_columns: Iterable[str],
     scope: str | None,
     retries: int,
-) -> _Merged:
+) -> MergeCounts:
     """Diff ``read_old(table)`` -> ``data`` and commit it as one MERGE; retry on conflicts.
 
     ``scope`` is an extra SQL condition on the target (a partition literal), so that writers
@@ -173,7 +175,7 @@ def _merge_until_committed(
         old = read_old(table).select(cols).cast(data.schema)
         changes, ins, upd, dele = diff_slice(old, data, key, ignore_columns)
         if changes.num_rows == 0:
-            return _Merged()
+            return MergeCounts()
         try:
             (
                 table.merge(changes, predicate, source_alias="s", target_alias="t")
@@ -182,7 +184,7 @@ def _merge_until_committed(
                 .when_not_matched_insert(updates, predicate=f"s.{_OP} = 'I'")
                 .execute()
             )
-            return _Merged(ins, upd, dele, True)
+            return MergeCounts(ins, upd, dele, True)
         except CommitFailedError as exc:
             if attempt == retries:
                 raise
@@ -245,7 +247,7 @@ def upsert_keys(
     delete_keys: Iterable[str] = (),
     ignore_columns: Iterable[str] = (),
     retries: int = 5,
-) -> _Merged:
+) -> MergeCounts:
     """Make the rows of ``data`` current in an unpartitioned table and delete ``delete_keys``.
 
     Rows with other keys are untouched; unchanged rows (ignoring ``ignore_columns``) are not
