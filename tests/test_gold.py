@@ -12,7 +12,7 @@ import jsonschema
 import polars as pl
 import pyarrow as pa
 import pytest
-from conftest import FIXTURES, ORACLE, REPO, b64, require_shared, write_bundles
+from conftest import FIXTURES, ORACLE, REPO, b64, build_lake, require_shared, write_bundles
 from deltalake import DeltaTable
 
 from fhirhouse import SILVER_TABLES, jobs
@@ -382,22 +382,11 @@ def test_manifest_fields_and_empty_stats():
 # ------------------------------------------------------------- built through the job functions
 
 
-def build(root, source, cohorts=3):
-    jobs.land_job(root, source, cohorts=cohorts)
-    for cohort in jobs.landing.list_cohorts(root):
-        jobs.bronze_cohort_job(root, cohort)
-        jobs.parse_cohort_job(root, cohort)
-        for table in SILVER_TABLES:
-            jobs.write_silver_job(root, cohort, table)
-        jobs.gold_cohort_job(root, cohort)
-    jobs.gold_manifest_job(root)
-
-
 @pytest.fixture(scope="module")
 def fixture_gold(tmp_path_factory):
     require_shared()
     root = tmp_path_factory.mktemp("gold") / "root"
-    build(root, FIXTURES)
+    build_lake(root, FIXTURES)
     return root
 
 
@@ -443,7 +432,7 @@ def test_fixture_manifest_matches_reference_stats(fixture_gold):
 
 def test_changing_one_cohort_changes_only_its_gold_rows(tmp_path, sample_source):
     root = tmp_path / "lake"
-    build(root, sample_source)
+    build_lake(root, sample_source)
     gold_path = jobs.Layout.of(root).gold_table
     before = {r["encounter_id"]: r for r in read_table(gold_path).to_pylist()}
     v0 = DeltaTable(str(gold_path)).version()

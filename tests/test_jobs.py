@@ -6,7 +6,7 @@ import json
 
 import polars as pl
 import pytest
-from conftest import FIXTURES, ORACLE, make_bundle, require_shared, write_bundles
+from conftest import FIXTURES, ORACLE, build_lake, make_bundle, require_shared, write_bundles
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.bronze.landing import cohort_files, list_cohorts
@@ -15,13 +15,8 @@ from fhirhouse.silver.registry import spec
 from fhirhouse.store.delta import read_table
 
 
-def build_all(root, source, **kw):
-    jobs.land_job(root, source, **kw)
-    for cohort in list_cohorts(root):
-        jobs.bronze_cohort_job(root, cohort)
-        jobs.parse_cohort_job(root, cohort)
-        for table in SILVER_TABLES:
-            jobs.write_silver_job(root, cohort, table)
+def build_all(root, source, cohorts=3):
+    return build_lake(root, source, cohorts=cohorts, gold=False)
 
 
 def test_bad_files_are_quarantined_and_the_rest_builds(tmp_path):

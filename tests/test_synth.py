@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import polars as pl
 import pytest
+from conftest import build_lake
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.bronze.synth import SynthProfile, generate, write_corpus
@@ -78,15 +79,7 @@ def test_proportions_follow_the_profile():
 def generated_build(tmp_path_factory):
     base = tmp_path_factory.mktemp("synth")
     summary = write_corpus(base / "src", 10, seed=5)
-    root = base / "lake"
-    jobs.land_job(root, base / "src")
-    for cohort in jobs.landing.list_cohorts(root):
-        jobs.bronze_cohort_job(root, cohort)
-        jobs.parse_cohort_job(root, cohort)
-        for table in SILVER_TABLES:
-            jobs.write_silver_job(root, cohort, table)
-        jobs.gold_cohort_job(root, cohort)
-    return root, summary
+    return build_lake(base / "lake", base / "src"), summary
 
 
 def test_the_corpus_exercises_every_silver_table(generated_build):
