@@ -313,8 +313,3 @@ def write_manifest(root: str | Path, source: str | Path | None) -> dict[str, obj
     }
     write_json_atomic(manifest_path(root), manifest)
     return manifest
-
-
-def read_manifest(root: str | Path) -> dict[str, object] | None:
-    p = manifest_path(root)
-    return json.loads(p.read_text()) if p.exists() else None
