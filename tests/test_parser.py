@@ -14,6 +14,7 @@ from fhirhouse.fhir.notes import NoteDecodeError, decode_note, section_flags
 from fhirhouse.fhir.parser import (
     DATA_LIMITATION,
     NotABundleError,
+    RejectedBundleError,
     classify_report,
     codeable,
     has_pathogenic_variant,
@@ -43,10 +44,11 @@ def test_codeable_rules():
     assert codeable(None) == ("", "")
 
 
-def test_empty_bundle_has_ten_empty_lists():
-    out = parse_bundle({"resourceType": "Bundle", "entry": []})
+def test_a_bundle_of_only_a_patient_has_ten_lists():
+    out = parse_bundle(make_bundle(n_enc=0))
     assert list(out.records) == list(SILVER_TABLES)
-    assert all(v == [] for v in out.records.values())
+    assert len(out.records["patient"]) == 1
+    assert all(v == [] for k, v in out.records.items() if k != "patient")
 
 
 @pytest.mark.parametrize("doc", [[1, 2], "text", 3, {"resourceType": "Patient", "id": "x"}])
@@ -55,12 +57,90 @@ def test_not_a_bundle_raises(doc):
         parse_bundle(doc)
 
 
-def test_entries_without_resource_type_are_skipped():
+def _without_patient(bundle: dict) -> dict:
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Patient"]
+    return bundle
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda b: {"resourceType": "Bundle", "entry": []}, "Bundle has no Patient resource"),
+        (_without_patient, "Bundle has no Patient resource"),
+        (
+            lambda b: {**b, "entry": b["entry"] + make_bundle("p-2", n_enc=0)["entry"]},
+            "Bundle has 2 Patient resources; one patient per bundle expected",
+        ),
+        (lambda b: {**b, "entry": {"not": "a list"}}, "Bundle.entry is dict, not a list"),
+    ],
+)
+def test_bundles_that_cannot_be_one_patient_are_rejected(mutate, reason):
+    with pytest.raises(RejectedBundleError, match=f"^{reason}$"):
+        parse_bundle(mutate(make_bundle("p-001", n_enc=2)))
+
+
+def test_patient_without_id_rejects_the_bundle():
+    bundle = make_bundle()
+    del bundle["entry"][0]["resource"]["id"]
+    with pytest.raises(RejectedBundleError, match="Patient resource has no id"):
+        parse_bundle(bundle)
+
+
+def test_entries_without_resource_type_are_skipped_and_reported():
     bundle = make_bundle()
     bundle["entry"].append({"resource": {"id": "no-type"}})
     bundle["entry"].append("not an entry")
+    bundle["entry"].append({"fullUrl": "urn:uuid:x"})
     out = parse_bundle(bundle)
-    assert len(out.records["patient"]) == 1
+    assert len(out.records["patient"]) == 1 and len(out.records["encounter"]) == 1
+    assert sorted(i.reason for i in out.issues) == [
+        "entry_not_an_object",
+        "entry_without_resource",
+        "entry_without_resourceType",
+    ]
+
+
+def test_resources_without_id_are_dropped_not_collapsed():
+    bundle = make_bundle(n_enc=3)
+    for e in bundle["entry"]:
+        if e["resource"]["resourceType"] == "Observation":
+            e["resource"]["id"] = ""
+    out = parse_bundle(bundle)
+    assert out.records["observation"] == []
+    assert [i.reason for i in out.issues] == ["missing_id"] * 3
+    assert {i.resource_type for i in out.issues} == {"Observation"}
+    assert len(out.records["encounter"]) == 3
+
+
+def test_dangling_references_drop_the_resource():
+    bundle = make_bundle("p-001", n_enc=2)
+    obs = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    obs[0]["encounter"] = {"reference": "urn:uuid:no-such-encounter"}
+    obs[1]["subject"] = {"reference": "Patient/someone-else"}
+    out = parse_bundle(bundle)
+    assert out.records["observation"] == []
+    assert sorted(i.reason for i in out.issues) == [
+        "dangling_reference:encounter",
+        "dangling_reference:subject",
+    ]
+    # a reference by resource id (not fullUrl) resolves too
+    bundle = make_bundle("p-001", n_enc=1)
+    bundle["entry"][1]["fullUrl"] = "urn:uuid:other-url"
+    assert len(parse_bundle(bundle).records["observation"]) == 1
+
+
+def test_a_malformed_resource_is_dropped_and_the_rest_parsed():
+    bundle = make_bundle("p-001", n_enc=2)
+    bundle["entry"][1]["resource"]["participant"] = 5  # not iterable
+    out = parse_bundle(bundle)
+    assert len(out.records["encounter"]) == 1
+    # the dropped encounter's observation and note now dangle, and are dropped with it
+    assert sorted(i.reason for i in out.issues) == [
+        "dangling_reference:encounter",
+        "dangling_reference:encounter",
+        "malformed_resource:TypeError",
+    ]
+    assert len(out.records["observation"]) == len(out.records["soap_note"]) == 1
 
 
 def _full_bundle() -> dict:

@@ -21,6 +21,7 @@ import logging
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import orjson
 from fhirhouse import SILVER_TABLES, __version__
 from fhirhouse.bronze import landing
 from fhirhouse.bronze.dicom_index import DicomIndex
-from fhirhouse.fhir.parser import NotABundleError, parse_bundle
+from fhirhouse.fhir.parser import NotABundleError, RejectedBundleError, parse_bundle
 from fhirhouse.gold import encounter_summary as gold
 from fhirhouse.gold.manifest import build_corpus_manifest
 from fhirhouse.redact import redact
@@ -256,6 +257,13 @@ def _quarantine_entry(
     }
 
 
+def _json_error(exc: orjson.JSONDecodeError) -> str:
+    """Where the JSON breaks, without quoting the document (it may hold identifiers)."""
+    what = str(exc).split(":", 1)[0]
+    where = f"line {exc.lineno} column {exc.colno}" if exc.lineno else f"byte {exc.pos}"
+    return f"not valid JSON ({what} at {where})"
+
+
 def parse_files(cohort: str, files: list[Path], dicom: DicomIndex | None) -> CohortParse:
     """Read and parse each bundle once; bad files are quarantined, the rest goes on."""
     out = CohortParse()
@@ -266,18 +274,27 @@ def parse_files(cohort: str, files: list[Path], dicom: DicomIndex | None) -> Coh
         out.files += 1
         out.bytes += len(data)
         try:
-            bundle = orjson.loads(data)
-            parsed = parse_bundle(bundle, resolver)
+            parsed = parse_bundle(orjson.loads(data), resolver)
         except orjson.JSONDecodeError as exc:
-            reason = "empty file" if not data.strip() else f"not valid JSON ({str(exc)[:60]})"
-            out.quarantine.append(_quarantine_entry(cohort, path.name, data, "file", reason))
-            log.warning("bundle %s quarantined: %s", redact(path.name), reason)
-            continue
+            reason = "empty file" if not data.strip() else _json_error(exc)
         except NotABundleError as exc:
             reason = f"not a FHIR Bundle: {exc}"
+        except RejectedBundleError as exc:
+            reason = str(exc)
+        else:
+            reason = None
+        if reason is not None:
             out.quarantine.append(_quarantine_entry(cohort, path.name, data, "file", reason))
             log.warning("bundle %s quarantined: %s", redact(path.name), reason)
             continue
+        if parsed.issues:
+            kinds = Counter(issue.reason.split(":", 1)[0] for issue in parsed.issues)
+            log.warning(
+                "bundle %s: %d resource(s) dropped or kept FHIR-only (%s)",
+                redact(path.name),
+                len(parsed.issues),
+                ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items())),
+            )
         for issue in parsed.issues:
             out.quarantine.append(
                 _quarantine_entry(
@@ -319,8 +336,33 @@ def parse_cohort_job(
     parsed = parse_files(cohort, files, dicom)
     ingest_ts = dt.datetime.now(dt.UTC)
     rows = {}
+    sizes = {p.name: p.stat().st_size for p in files}
     for table in SILVER_TABLES:
-        arrow = build_table(table, parsed.records[table], ingest_timestamp=ingest_ts, cohort=cohort)
+        problems: Counter[tuple[str, str]] = Counter()
+        arrow = build_table(
+            table,
+            parsed.records[table],
+            ingest_timestamp=ingest_ts,
+            cohort=cohort,
+            problems=problems,
+        )
+        for (name, column), count in sorted(problems.items()):
+            reason = (
+                f"{table}.{column}: {count} value(s) of the wrong type or format, stored as null"
+            )
+            log.warning("bundle %s: %s", redact(name), reason)
+            parsed.quarantine.append(
+                {
+                    "cohort": cohort,
+                    "file_ref": redact(name),
+                    "bytes": sizes.get(name),
+                    "kind": "value",
+                    "reason": reason,
+                    "table": table,
+                    "column": column,
+                    "count": count,
+                }
+            )
         target = Path(staged[table]) if staged else layout.staged(cohort, table)
         write_arrow_atomic(target, arrow)
         rows[table] = arrow.num_rows
@@ -344,7 +386,8 @@ def parse_cohort_job(
         "files": parsed.files,
         "bytes": parsed.bytes,
         "quarantined_files": quarantined_files,
-        "quarantined_resources": len(parsed.quarantine) - quarantined_files,
+        "quarantined_resources": sum(1 for q in parsed.quarantine if q["kind"] == "resource"),
+        "null_coerced_values": sum(q["count"] for q in parsed.quarantine if q["kind"] == "value"),
         "dicom_files_indexed": len(dicom),
         "rows": rows,
         "ingest_timestamp": ingest_ts.isoformat(),

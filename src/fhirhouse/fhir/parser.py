@@ -41,7 +41,11 @@ ECG_LOINC = {
 }
 
 
-class NotABundleError(ValueError):
+class RejectedBundleError(ValueError):
+    """The whole file is quarantined; the message is the reason and carries no identifiers."""
+
+
+class NotABundleError(RejectedBundleError):
     """The document is not a FHIR Bundle object."""
 
 
@@ -105,20 +109,40 @@ def _concept_text(cc: Any) -> str | None:
     return coding.get("display") or cc.get("text") or None
 
 
+def _valid_id(value: Any) -> bool:
+    """A usable resource id: a non-empty string (or an integer, read as its digits)."""
+    if isinstance(value, bool):
+        return False
+    return (isinstance(value, str) and value.strip() != "") or isinstance(value, int)
+
+
 class BundleIndex:
-    """Resources of one bundle by type and by id (``resource.id`` and stripped ``fullUrl``)."""
+    """Resources of one bundle by type and by id (``resource.id`` and stripped ``fullUrl``).
+
+    Entries that are not objects, or whose resource has no ``resourceType``, are skipped and
+    counted in ``skipped``.
+    """
 
     def __init__(self, bundle: dict[str, Any]) -> None:
         self.by_type: dict[str, list[dict[str, Any]]] = {}
         self.by_id: dict[str, dict[str, Any]] = {}
-        for entry in bundle.get("entry") or []:
+        self.skipped: list[ParseIssue] = []
+        entries = bundle.get("entry")
+        if entries is None:
+            entries = []
+        if not isinstance(entries, list):
+            raise RejectedBundleError(f"Bundle.entry is {type(entries).__name__}, not a list")
+        for entry in entries:
             if not isinstance(entry, dict):
+                self.skipped.append(ParseIssue("?", "entry_not_an_object"))
                 continue
             res = entry.get("resource")
             if not isinstance(res, dict):
+                self.skipped.append(ParseIssue("?", "entry_without_resource"))
                 continue
             rtype = res.get("resourceType")
             if not rtype or not isinstance(rtype, str):
+                self.skipped.append(ParseIssue("?", "entry_without_resourceType"))
                 continue
             self.by_type.setdefault(rtype, []).append(res)
             rid = res.get("id")
@@ -427,28 +451,116 @@ def parse_imaging(
     return row
 
 
+_RESOURCE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError)
+
+
+class _Checked:
+    """Parses resources one at a time, dropping (and reporting) the ones that cannot stand.
+
+    A row resource is dropped when it has no usable id, when its subject is not the bundle's
+    Patient, when its encounter reference names no Encounter of the bundle, or when its shape
+    breaks the parser (a list where an object belongs, and so on).
+    """
+
+    def __init__(self, index: BundleIndex, patient_id: str, out: ParseResult) -> None:
+        self.index = index
+        self.patient_id = patient_id
+        self.encounters: set[str] = set()  # filled by keep_encounters once they are parsed
+        self.out = out
+
+    def keep_encounters(self, kept: list[dict[str, Any]]) -> None:
+        """References resolve to the Encounters kept, by ``id`` or by ``fullUrl``."""
+        ids = {id(res) for res in kept}
+        self.encounters = {key for key, res in self.index.by_id.items() if id(res) in ids}
+
+    def drop(self, rtype: str, reason: str) -> None:
+        self.out.issues.append(ParseIssue(rtype, reason))
+
+    def row(
+        self, rtype: str, r: dict[str, Any], parse: Callable[[], Record | None]
+    ) -> Record | None:
+        if not _valid_id(r.get("id")):
+            self.drop(rtype, "missing_id")
+            return None
+        try:
+            rec = parse()
+        except NoteDecodeError:
+            raise
+        except _RESOURCE_ERRORS as exc:
+            self.drop(rtype, f"malformed_resource:{type(exc).__name__}")
+            return None
+        if rec is None:
+            return None
+        subject = rec.get("patient_id")
+        if subject and subject != self.patient_id:
+            self.drop(rtype, "dangling_reference:subject")
+            return None
+        encounter = rec.get("encounter_id")
+        if rtype != "Encounter" and encounter and encounter not in self.encounters:
+            self.drop(rtype, "dangling_reference:encounter")
+            return None
+        return rec
+
+
+def _the_patient(index: BundleIndex) -> dict[str, Any]:
+    patients = index.of("Patient")
+    if not patients:
+        raise RejectedBundleError("Bundle has no Patient resource")
+    if len(patients) > 1:
+        raise RejectedBundleError(
+            f"Bundle has {len(patients)} Patient resources; one patient per bundle expected"
+        )
+    if not _valid_id(patients[0].get("id")):
+        raise RejectedBundleError("the Patient resource has no id")
+    return patients[0]
+
+
 def parse_bundle(bundle: Any, dicom_resolver: DicomResolver | None = None) -> ParseResult:
     """Parse one bundle into records for all ten tables.
 
-    Raises :class:`NotABundleError` when ``bundle`` is not a FHIR Bundle object.
+    Raises :class:`RejectedBundleError` (or its subclass :class:`NotABundleError`) when the
+    file as a whole cannot be used: not a Bundle object, ``entry`` not a list, no Patient, more
+    than one Patient, or a Patient without id or of an unreadable shape. Single resources that
+    cannot be used are dropped and reported in ``ParseResult.issues``.
     """
     if not isinstance(bundle, dict):
         raise NotABundleError(f"top-level JSON is {type(bundle).__name__}, not an object")
     if bundle.get("resourceType") != "Bundle":
         rtype = bundle.get("resourceType")
-        raise NotABundleError(f"resourceType is {rtype!r}, not 'Bundle'"[:80])
+        shown = rtype if isinstance(rtype, str) and len(rtype) <= 40 else type(rtype).__name__
+        raise NotABundleError(f"resourceType is {shown!r}, not 'Bundle'")
     index = BundleIndex(bundle)
+    patient = _the_patient(index)
     out = ParseResult()
+    out.issues.extend(index.skipped)
+    try:
+        patient_row = parse_patient(patient)
+    except _RESOURCE_ERRORS as exc:
+        raise RejectedBundleError(
+            f"the Patient resource is malformed ({type(exc).__name__})"
+        ) from None
     rec = out.records
-    rec["patient"] = [parse_patient(r) for r in index.of("Patient")]
-    rec["encounter"] = [parse_encounter(r) for r in index.of("Encounter")]
-    rec["condition"] = [parse_condition(r) for r in index.of("Condition")]
-    rec["observation"] = [parse_observation(r) for r in index.of("Observation")]
-    rec["medication_request"] = [parse_medication_request(r) for r in index.of("MedicationRequest")]
-    rec["procedure"] = [parse_procedure(r) for r in index.of("Procedure")]
+    rec["patient"] = [patient_row]
+    check = _Checked(index, patient_row["patient_id"], out)
+
+    def rows(rtype: str, parse: Callable[[dict[str, Any]], Record | None]) -> list[Record]:
+        kept = []
+        for r in index.of(rtype):
+            row = check.row(rtype, r, lambda r=r: parse(r))
+            if row is not None:
+                kept.append((r, row))
+        if rtype == "Encounter":
+            check.keep_encounters([r for r, _ in kept])
+        return [row for _, row in kept]
+
+    rec["encounter"] = rows("Encounter", parse_encounter)
+    rec["condition"] = rows("Condition", parse_condition)
+    rec["observation"] = rows("Observation", parse_observation)
+    rec["medication_request"] = rows("MedicationRequest", parse_medication_request)
+    rec["procedure"] = rows("Procedure", parse_procedure)
     for r in index.of("DocumentReference"):
         try:
-            note = parse_document_reference(r, index)
+            note = check.row("DocumentReference", r, lambda r=r: parse_document_reference(r, index))
         except NoteDecodeError as exc:
             log.warning("clinical note dropped: attachment does not decode (%s)", exc)
             out.issues.append(ParseIssue("DocumentReference", f"note_undecodable:{exc}"))
@@ -456,13 +568,21 @@ def parse_bundle(bundle: Any, dicom_resolver: DicomResolver | None = None) -> Pa
         if note is not None:
             rec["soap_note"].append(note)
     for r in index.of("DiagnosticReport"):
-        kind = classify_report(r)
+        try:
+            kind = classify_report(r)
+        except _RESOURCE_ERRORS as exc:
+            check.drop("DiagnosticReport", f"malformed_resource:{type(exc).__name__}")
+            continue
         if kind == "genomic":
-            rec["genomic_report"].append(parse_genomic(r))
+            row = check.row("DiagnosticReport", r, lambda r=r: parse_genomic(r))
+            if row is not None:
+                rec["genomic_report"].append(row)
         elif kind == "ecg":
-            rec["ecg_metadata"].append(parse_ecg(r, index))
-    rec["imaging_study"] = [
-        parse_imaging(r, dicom_resolver, out.issues) for r in index.of("ImagingStudy")
-    ]
+            row = check.row("DiagnosticReport", r, lambda r=r: parse_ecg(r, index))
+            if row is not None:
+                rec["ecg_metadata"].append(row)
+    rec["imaging_study"] = rows(
+        "ImagingStudy", lambda r: parse_imaging(r, dicom_resolver, out.issues)
+    )
     log.debug("bundle parsed: %s", {k: len(v) for k, v in rec.items()})
     return out

@@ -8,6 +8,7 @@ dates truncated, ``float()``/``int()`` with null on failure, booleans by truthin
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -89,7 +90,10 @@ def to_bool(value: Any) -> bool | None:
 
 
 def to_str(value: Any) -> str | None:
-    return None if value is None else str(value)
+    """``str()`` of a scalar; an object or a list where text belongs becomes null."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)
 
 
 def _coercer(dtype: pa.DataType) -> Callable[[Any], Any]:
@@ -121,11 +125,13 @@ def build_table(
     *,
     ingest_timestamp: dt.datetime,
     cohort: str,
+    problems: Counter[tuple[str, str]] | None = None,
 ) -> pa.Table:
     """Build one Silver table for one cohort with the exact registry schema.
 
     ``records`` carry the parser's fields plus ``source_file``. Zero records give an empty
-    table with the schema.
+    table with the schema. When ``problems`` is given, every value that was present but could
+    not be coerced (and so is stored as null) is counted there by ``(source_file, column)``.
     """
     table_spec = name if isinstance(name, TableSpec) else spec(name)
     rows = dedup_last(records, table_spec.key)
@@ -142,5 +148,10 @@ def build_table(
             arrays.append(pa.array([cohort] * len(rows), type=f.type))
         else:
             coerce = _coercer(f.type)
-            arrays.append(pa.array([coerce(r.get(f.name)) for r in rows], type=f.type))
+            values = [coerce(r.get(f.name)) for r in rows]
+            if problems is not None:
+                for r, v in zip(rows, values, strict=True):
+                    if v is None and r.get(f.name) not in (None, ""):
+                        problems[(str(r.get("source_file", "")), f.name)] += 1
+            arrays.append(pa.array(values, type=f.type))
     return pa.Table.from_arrays(arrays, schema=table_spec.schema)
