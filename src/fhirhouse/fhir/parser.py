@@ -527,8 +527,10 @@ def parse_bundle(bundle: Any, dicom_resolver: DicomResolver | None = None) -> Pa
         raise NotABundleError(f"top-level JSON is {type(bundle).__name__}, not an object")
     if bundle.get("resourceType") != "Bundle":
         rtype = bundle.get("resourceType")
-        shown = rtype if isinstance(rtype, str) and len(rtype) <= 40 else type(rtype).__name__
-        raise NotABundleError(f"resourceType is {shown!r}, not 'Bundle'")
+        if rtype is None:
+            raise NotABundleError("resourceType is missing")
+        shown = repr(rtype) if isinstance(rtype, str) and len(rtype) <= 40 else "not a name"
+        raise NotABundleError(f"resourceType is {shown}, not 'Bundle'")
     index = BundleIndex(bundle)
     patient = _the_patient(index)
     out = ParseResult()
