@@ -344,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(status_mod.render_history(root, args.last, args.jobs))
             return 0
+    except jobs.StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ Layout under ``root``::
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import logging
 import os
@@ -170,6 +171,7 @@ def land_job(
         "replaced_files": result.replaced,
         "dicom_files": result.dicom,
         "unchanged_files": result.unchanged,
+        "refused_links": result.refused_links,
         "cohorts": result.manifest["cohorts"],
         "file_count": result.manifest["file_count"],
         "total_bytes": result.manifest["total_bytes"],
@@ -217,8 +219,14 @@ def bronze_cohort_job(
     if not files:
         raise FileNotFoundError(f"cohort {cohort} has no bundle files")
     dicom = landing.cohort_dicom_files(root, files)
+    refused = landing.links_outside(landing.cohort_dir(root, cohort), landing.fhir_dir(root))
+    if refused:
+        log.warning(
+            "cohort %s: %d symbolic link(s) point outside Bronze; left out", cohort, len(refused)
+        )
     payload = {
         "cohort": cohort,
+        "refused_links": len(refused),
         "files": len(files),
         "dicom_files": len(dicom),
         "bytes": sum(p.stat().st_size for p in files),
@@ -736,10 +744,54 @@ class JobRecord:
     marker: Mapping[str, Any] | None = None
 
 
+class StorageError(OSError):
+    """The storage root cannot be written (full, read-only, no permission)."""
+
+
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+# delta-rs reports the same conditions as text inside its own exception types
+_STORAGE_TEXTS = {
+    "No space left on device": "no space left on device",
+    "Disk quota exceeded": "disk quota exceeded",
+    "Read-only file system": "read-only file system",
+    "Permission denied": "permission denied",
+}
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """``"no space left on device"`` and the like when ``exc`` (or what caused it) is the
+    storage refusing a write; ``None`` otherwise."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _STORAGE_ERRNOS:
+            return _STORAGE_ERRNOS[current.errno]
+        text = str(current)
+        for needle, problem in _STORAGE_TEXTS.items():
+            if needle in text:
+                return problem
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def storage_error(root: str | Path, problem: str) -> StorageError:
+    return StorageError(
+        f"cannot write under the storage root {root}: {problem}. Free space or fix "
+        "permissions, then run again; this job left no marker, so the next run redoes it"
+    )
+
+
 def safe_message(exc: BaseException) -> str:
     """A failure message for logs and history: our own messages are identifier-free by
     construction; anything else is reduced to its exception type."""
-    if isinstance(exc, CheckFailed):
+    if isinstance(exc, CheckFailed | StorageError):
         return str(exc)
     return type(exc).__name__
 
@@ -759,14 +811,30 @@ def recorded(root: str | Path, rule: str, cohort: str | None = None) -> Iterator
     try:
         yield record
     except BaseException as exc:
-        message = safe_message(exc)
+        problem = storage_problem(exc)
+        error = (
+            storage_error(root, problem) if problem and not isinstance(exc, StorageError) else None
+        )
+        message = safe_message(error or exc)
         log.error("job %s%s failed: %s", rule, f" cohort {cohort}" if cohort else "", message)
-        history.record_run(
+        _record_run(
             root, **common, duration_s=time.monotonic() - t0, status="failed", message=message
         )
+        if error is not None:
+            raise error from None
         raise
     fields = _history_fields(record.marker or {})
-    history.record_run(root, **common, duration_s=time.monotonic() - t0, status="success", **fields)
+    _record_run(root, **common, duration_s=time.monotonic() - t0, status="success", **fields)
+
+
+def _record_run(root: str | Path, **row: Any) -> None:
+    """Append a run-history row; a history that cannot be written is logged, never raised
+    (the job's own outcome stands, and its error is the one the user needs to see)."""
+    try:
+        history.record_run(root, **row)
+    except Exception as exc:
+        problem = storage_problem(exc) or type(exc).__name__
+        log.warning("could not append to run history (%s)", problem)
 
 
 def record_invocation(

@@ -82,12 +82,33 @@ def list_cohorts(root: str | Path) -> list[str]:
     return sorted(out)
 
 
+def links_outside(folder: Path, base: Path | None = None) -> list[Path]:
+    """The ``*.json`` symbolic links in ``folder`` that resolve outside ``base`` (default:
+    ``folder``) or to nothing. Landing and parsing refuse them: a link must not pull in a file
+    from elsewhere on the machine."""
+    base = (base or folder).resolve()
+    out = []
+    for p in folder.iterdir():
+        if p.suffix == ".json" and p.is_symlink():
+            target = p.resolve()
+            if not target.is_file() or not target.is_relative_to(base):
+                out.append(p)
+    return out
+
+
+def _bundle_files(folder: Path, base: Path | None = None) -> list[Path]:
+    refused = set(links_outside(folder, base))
+    return sorted(
+        p for p in folder.iterdir() if p.suffix == ".json" and p.is_file() and p not in refused
+    )
+
+
 def cohort_files(root: str | Path, cohort: str) -> list[Path]:
-    """The sorted bundle files of one cohort."""
+    """The sorted bundle files of one cohort (symbolic links out of Bronze are left out)."""
     d = cohort_dir(root, cohort)
     if not d.is_dir():
         return []
-    return sorted(p for p in d.iterdir() if p.suffix == ".json" and p.is_file())
+    return _bundle_files(d, fhir_dir(root))
 
 
 def cohort_dicom_files(root: str | Path, files: Sequence[Path]) -> list[Path]:
@@ -168,6 +189,7 @@ class LandingResult:
     replaced: dict[str, int] = field(default_factory=dict)
     unchanged: int = 0
     dicom: int = 0  # DICOM files landed or replaced
+    refused_links: int = 0  # symbolic links out of the source folder, not landed
     manifest: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -235,7 +257,15 @@ def land(
         # (same size and mtime) is not read again; otherwise its bytes decide.
         index_path = landed_index_path(root)
         index: dict[str, list] = json.loads(index_path.read_text()) if index_path.exists() else {}
-        names = sorted(p.name for p in src.iterdir() if p.suffix == ".json" and p.is_file())
+        refused = links_outside(src)
+        if refused:
+            result.refused_links = len(refused)
+            log.warning(
+                "refused %d symbolic link(s) in the source folder that point outside it "
+                "(or nowhere); they are not landed",
+                len(refused),
+            )
+        names = [p.name for p in _bundle_files(src)]
         fresh = [n for n in names if n not in landed]
         for i, name in enumerate(fresh):
             label = cohort if cohort is not None else labels[i % len(labels)]
@@ -284,7 +314,11 @@ def _land_dicom(src: Path, dst: Path) -> int:
     if not src.is_dir():
         return 0
     copied = 0
+    base = src.parent.resolve()  # the source folder
     for p in sorted(src.glob("*.dcm")):
+        if not p.resolve().is_relative_to(base):
+            log.warning("refused a DICOM symbolic link that points outside the source folder")
+            continue
         target = dst / p.name
         if target.exists() and _same_bytes(p, target):
             continue
