@@ -132,3 +132,29 @@ def test_landing_index_skips_unchanged_files_and_catches_same_size_edits(tmp_pat
     path.write_bytes(data.replace(b"female", b"femalX"))  # same size, new bytes
     assert land(root, src).replaced == {"B": 1}
     assert (root / "bronze/fhir/cohort=B/f01.json").read_bytes() == path.read_bytes()
+
+
+def test_a_landing_cut_short_resumes_with_the_same_cohorts(tmp_path, monkeypatch):
+    """Found by the crash campaign: after a kill mid-landing, the rerun used to spread the
+    remaining files round-robin from A again, so cohorts differed from a clean landing."""
+    import fhirhouse.bronze.landing as landing_mod
+
+    src, root = _source(tmp_path), tmp_path / "root"
+    real_copy, copies = landing_mod._copy_atomic, []
+
+    def copy_then_crash(a, b):
+        if len(copies) == 2:
+            raise KeyboardInterrupt  # stands in for the kill
+        copies.append(b)
+        return real_copy(a, b)
+
+    monkeypatch.setattr(landing_mod, "_copy_atomic", copy_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        land(root, src, cohorts=3)
+    monkeypatch.undo()
+    assert landing_mod.plan_path(root).exists()
+    land(root, src, cohorts=3)
+    assert _names(root, "A") == ["f00.json", "f03.json", "f06.json"]
+    assert _names(root, "B") == ["f01.json", "f04.json"]
+    assert _names(root, "C") == ["f02.json", "f05.json"]
+    assert not landing_mod.plan_path(root).exists()

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fhirhouse import faults
 from fhirhouse.store.atomic import write_json_atomic
 from fhirhouse.store.delta import check_cohort_label
 
@@ -219,7 +220,33 @@ def _copy_atomic(src: Path, dst: Path) -> str:
             h.update(chunk)
             fout.write(chunk)
     os.replace(tmp, dst)
+    faults.point("land.after_copy")
     return h.hexdigest()
+
+
+def plan_path(root: str | Path) -> Path:
+    return bronze_dir(root) / "_metadata" / "landing_plan.json"
+
+
+def _plan_batch(
+    root: Path, fresh: list[str], labels: list[str], cohort: str | None
+) -> dict[str, str]:
+    """The cohort of each new file, written down before the first copy.
+
+    A landing cut short (a crash, a full disk) leaves its plan behind; the next landing keeps
+    the planned cohort of every file it still has to land, so the files of one batch end in
+    the cohorts a clean landing would have given them. Files not in that plan are spread
+    round-robin as usual.
+    """
+    path = plan_path(root)
+    pending: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    plan = {n: pending[n] for n in fresh if n in pending}
+    rest = [n for n in fresh if n not in plan]
+    for i, name in enumerate(rest):
+        plan[name] = cohort if cohort is not None else labels[i % len(labels)]
+    if plan:
+        write_json_atomic(path, {**pending, **plan})
+    return plan
 
 
 def landed_index_path(root: str | Path) -> Path:
@@ -267,8 +294,9 @@ def land(
             )
         names = [p.name for p in _bundle_files(src)]
         fresh = [n for n in names if n not in landed]
-        for i, name in enumerate(fresh):
-            label = cohort if cohort is not None else labels[i % len(labels)]
+        plan = _plan_batch(root, fresh, labels, cohort)
+        for name in fresh:
+            label = plan[name]
             digest = _copy_atomic(src / name, cohort_dir(root, label) / name)
             index[name] = [*_stat_key(src / name), digest]
             result.new[label] = result.new.get(label, 0) + 1
@@ -291,6 +319,7 @@ def land(
                 result.replaced[label] = result.replaced.get(label, 0) + 1
             index[name] = [*stat, digest]
         write_json_atomic(index_path, index)
+        plan_path(root).unlink(missing_ok=True)
         result.dicom = _land_dicom(src / "dicom", bronze_dir(root) / "dicom")
         log.info(
             "landed %d new and %d changed bundle files (%d unchanged) into cohorts %s",

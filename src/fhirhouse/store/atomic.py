@@ -11,6 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from fhirhouse import faults
+
 
 def _replace_from_temp(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -20,6 +22,7 @@ def _replace_from_temp(path: Path, write: Any) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        faults.point("atomic.before_rename", path.parent.name)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -21,6 +21,8 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
+from fhirhouse import faults
+
 log = logging.getLogger(__name__)
 
 CDF = {"delta.enableChangeDataFeed": "true"}
@@ -77,9 +79,11 @@ def ensure_table(path: str | Path, schema: pa.Schema, partition_by: list[str]) -
             return DeltaTable(path)
         try:
             Path(path).mkdir(parents=True, exist_ok=True)
-            return DeltaTable.create(
+            table = DeltaTable.create(
                 path, schema, mode="ignore", partition_by=partition_by, configuration=CDF
             )
+            faults.point("delta.after_create", Path(path).name)
+            return table
         except (CommitFailedError, DeltaError) as exc:  # another writer created it first
             log.info("table creation raced (%s); retrying (%d)", type(exc).__name__, attempt + 1)
             time.sleep(0.05 * (attempt + 1))
@@ -176,6 +180,8 @@ def _merge_until_committed(
         changes, ins, upd, dele = diff_slice(old, data, key, ignore_columns)
         if changes.num_rows == 0:
             return MergeCounts()
+        name = Path(table.table_uri.rstrip("/")).name
+        faults.point("delta.before_commit", name)
         try:
             (
                 table.merge(changes, predicate, source_alias="s", target_alias="t")
@@ -184,6 +190,7 @@ def _merge_until_committed(
                 .when_not_matched_insert(updates, predicate=f"s.{_OP} = 'I'")
                 .execute()
             )
+            faults.point("delta.after_commit", name)
             return MergeCounts(ins, upd, dele, True)
         except CommitFailedError as exc:
             if attempt == retries:

@@ -19,6 +19,7 @@ import pyarrow as pa
 from deltalake import write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
+from fhirhouse import faults
 from fhirhouse.store.delta import CDF, ensure_table, is_table
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def append(path: str | Path, table: pa.Table, schema: pa.Schema, retries: int = 
     for attempt in range(retries + 1):
         try:
             ensure_table(path, schema, [])
+            faults.point("history.before_append")
             write_deltalake(str(path), data, mode="append", configuration=CDF)
             return
         except (CommitFailedError, DeltaError) as exc:
