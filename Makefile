@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= 4
 
-.PHONY: run test lint fmt dag clean venv
+.PHONY: run test lint fmt dag clean venv crash-campaign
 
 venv: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ lint: venv
 
 test: lint
 	$(BIN)/python -m pytest -m "not slow"
+
+# The full crash-safety campaign (about 40 SIGKILL scenarios, 20-30 minutes); CI runs a sample.
+crash-campaign: venv
+	$(BIN)/python -m pytest -m slow tests/test_crash.py -v
 
 fmt: venv
 	$(BIN)/ruff format .

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,9 @@ ECG_LOINC = {
     "8625-6": "pr_interval_ms",
     "8625-2": "qrs_duration_ms",
 }
+
+
+_TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{0,39}$")
 
 
 class RejectedBundleError(ValueError):
@@ -529,7 +533,8 @@ def parse_bundle(bundle: Any, dicom_resolver: DicomResolver | None = None) -> Pa
         rtype = bundle.get("resourceType")
         if rtype is None:
             raise NotABundleError("resourceType is missing")
-        shown = repr(rtype) if isinstance(rtype, str) and len(rtype) <= 40 else "not a name"
+        # a FHIR type name is shown; anything else might be data, and is not
+        shown = repr(rtype) if isinstance(rtype, str) and _TYPE_NAME.match(rtype) else "not a name"
         raise NotABundleError(f"resourceType is {shown}, not 'Bundle'")
     index = BundleIndex(bundle)
     patient = _the_patient(index)
