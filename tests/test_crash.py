@@ -46,13 +46,13 @@ CI_SAMPLE = [
 FULL_CAMPAIGN = [
     *(f"land.after_copy@{n}" for n in (1, 6)),
     *(f"delta.after_create@{n}" for n in (1, 5, 11)),
-    *(f"delta.before_commit@{n}" for n in (1, 7, 15, 25, 31)),
-    *(f"delta.after_commit@{n}" for n in (1, 9, 18, 30)),
+    *(f"delta.before_commit@{n}" for n in (1, 7, 15, 21, 27)),  # 27 commits in all
+    *(f"delta.after_commit@{n}" for n in (1, 9, 18, 26)),
     *(f"delta.before_commit:encounter_summary@{n}" for n in (1, 3)),
     *(f"delta.after_commit:encounter_summary@{n}" for n in (1, 3)),
-    *(f"atomic.before_rename@{n}" for n in (1, 10, 30, 50, 70, 90)),
+    *(f"atomic.before_rename@{n}" for n in (1, 10, 30, 60, 90, 120)),  # 128 in all
     *(f"atomic.before_rename:_metadata@{n}" for n in (1, 2)),
-    *(f"history.before_append@{n}" for n in (1, 15, 40)),
+    *(f"history.before_append@{n}" for n in (1, 15, 40, 53)),
     *(f"after:{f}" for f in (0.15, 0.3, 0.45, 0.75, 0.9)),
 ]
 
