@@ -3,6 +3,7 @@
 snakemake --cores 4                                   land and build everything
 snakemake --dag | dot -Tsvg > dag.svg                 the job graph
 snakemake data/_markers/silver/cohort=B.json --forcerun parse   backfill cohort B
+snakemake maintain --cores 2                          compact, checkpoint, vacuum (on demand)
 """
 
 import os
@@ -33,6 +34,7 @@ include: "rules/silver.smk"
 include: "rules/gold.smk"
 include: "rules/checks.smk"
 include: "rules/report.smk"
+include: "rules/maintain.smk"
 
 
 report: "report/workflow.rst"

@@ -82,3 +82,15 @@ def all_targets(wildcards):
         str(LAYOUT.gold_manifest_marker()),
         str(ROOT / "_report" / "gold_encounter_summary.html"),
     ]
+
+
+# Maintenance (rules/maintain.smk): every Delta table, each under its writer resource.
+MAINTAIN = MARKERS / "maintain"
+RETENTION_HOURS = (config.get("maintenance") or {}).get("retention_hours", 168)
+MAINTAINED = [*TABLES, "gold", "run_history", "ingest_log"]
+
+
+def maintain_resources(table):
+    if table in TABLES:
+        return {f"silver_{table}_writer": 1}
+    return {"gold_writer": 1} if table == "gold" else {}

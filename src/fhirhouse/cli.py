@@ -122,6 +122,41 @@ def _parser() -> argparse.ArgumentParser:
     _root_args(hist)
     hist.add_argument("--last", type=int, default=10, metavar="N", help="runs to show (10)")
     hist.add_argument("--jobs", action="store_true", help="list each run's jobs too")
+    hist.add_argument(
+        "--table",
+        choices=jobs.table_names(),
+        help="list this table's Delta versions instead, each with the run, rule and cohort "
+        "that wrote it",
+    )
+    maint = sub.add_parser(
+        "maintain",
+        help="compact, checkpoint and vacuum the Delta tables",
+        description="For each table: compact small files (delta-rs optimize), write a "
+        "checkpoint, then vacuum files no version within the retention needs. Rows and markers "
+        "do not change, so later builds stay incremental. Versions older than the retention "
+        "can no longer be read or rolled back to. Do not run it while a build writes the same "
+        "root (the Snakemake target `snakemake maintain` takes the writer limits itself).",
+    )
+    _root_args(maint)
+    maint.add_argument(
+        "--table", action="append", choices=jobs.table_names(), help="only this table (repeatable)"
+    )
+    maint.add_argument(
+        "--retention-hours",
+        type=float,
+        help="keep files that versions of the last H hours need (config "
+        "`maintenance.retention_hours`, default 168)",
+    )
+    roll = sub.add_parser(
+        "rollback",
+        help="restore a table to an earlier Delta version",
+        description="Restore TABLE to VERSION (as a new version), then drop the markers the "
+        "restore made untrue, so the next build redoes exactly those jobs from Bronze. For "
+        "gold the corpus manifest is rewritten at once. See `fhirhouse history --table`.",
+    )
+    _root_args(roll)
+    roll.add_argument("--table", required=True, choices=jobs.table_names())
+    roll.add_argument("--to-version", type=int, required=True, metavar="VERSION")
     contract.add_argument(
         "--dir", type=Path, default=Path("."), help="repository root (default: .)"
     )
@@ -146,6 +181,45 @@ def _job(root: str, rule: str, label: str | None, fn: Any, /, *a: Any, **kw: Any
     with jobs.recorded(root, rule, label) as record:
         record.marker = fn(*a, **kw)
     return record.marker
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, {"root": args.root})
+    hours = args.retention_hours
+    if hours is None:
+        hours = (cfg.get("maintenance") or {}).get("retention_hours", 168)
+    if hours < 0:
+        raise ValueError("--retention-hours must be 0 or more")
+    done = _job(
+        cfg["root"], "maintain", None, jobs.maintain_job, cfg["root"], args.table,
+        retention_hours=hours,
+    )  # fmt: skip
+    for t in done["tables"]:
+        print(
+            f"{t['table']}: {t['files_before']} -> {t['files_after']} files "
+            f"({t['files_compacted']} compacted, {t['files_vacuumed']} vacuumed), "
+            f"{t['rows']} rows, version {t['version_before']} -> {t['version_after']}, "
+            f"{t['seconds']:.1f} s"
+        )
+    if not done["tables"]:
+        print("no tables to maintain yet")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    root = load_config(args.config, {"root": args.root})["root"]
+    out = _job(root, f"rollback_{args.table}", None, jobs.rollback_job, root, args.table,
+               args.to_version)  # fmt: skip
+    cohorts = ", ".join(f"cohort {c}" for c in out["changed_cohorts"]) or "none"
+    print(
+        f"{args.table}: restored version {out['restored_version']} as version "
+        f"{out['delta_version']}; partitions changed: {cohorts}"
+    )
+    for m in out["markers_dropped"]:
+        print(f"  marker dropped: {m}")
+    if out["markers_dropped"]:
+        print("the next `snakemake` run rebuilds these from the current Bronze")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -341,9 +415,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             root = load_config(args.config, {"root": args.root})["root"]
             if args.command == "status":
                 print(status_mod.render_status(root))
+            elif args.table:
+                print(status_mod.render_table_history(root, args.table, args.last))
             else:
                 print(status_mod.render_history(root, args.last, args.jobs))
             return 0
+        if args.command == "maintain":
+            return cmd_maintain(args)
+        if args.command == "rollback":
+            return cmd_rollback(args)
     except jobs.StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

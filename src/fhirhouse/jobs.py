@@ -40,7 +40,7 @@ from fhirhouse.gold.manifest import build_corpus_manifest
 from fhirhouse.redact import redact
 from fhirhouse.silver.build import build_table
 from fhirhouse.silver.registry import RUN_COLUMNS, spec
-from fhirhouse.store import delta, history
+from fhirhouse.store import delta, history, maintenance
 from fhirhouse.store.atomic import read_arrow, read_json, write_arrow_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -424,6 +424,7 @@ def write_silver_job(
         key=table_spec.key,
         cohort=cohort,
         ignore_columns=RUN_COLUMNS,
+        metadata={"run_id": run_id(), "rule": f"silver_{table}", "cohort": cohort},
     )
     log.info(
         "silver.%s cohort %s: %d rows (+%d ~%d -%d), version %d%s in %.2f s",
@@ -502,6 +503,7 @@ def gold_cohort_job(
         key=gold.KEY,
         delete_keys=orphans,
         ignore_columns=gold.RUN_COLUMNS,
+        metadata={"run_id": run_id(), "rule": "gold", "cohort": cohort},
     )
     version = delta.table_version(layout.gold_table)
     log.info(
@@ -715,12 +717,130 @@ def check_gold_job(
     return {"layer": "checks", "cohort": cohort, "tables": ["gold"], "passed": result.passed}
 
 
+# ------------------------------------------------------------ maintenance, time travel
+
+OPS_TABLES = ("run_history", "ingest_log")
+
+
+def table_names() -> list[str]:
+    """Every table ``maintain``, ``history`` and ``rollback`` know: the ten Silver tables,
+    ``gold`` (gold.encounter_summary) and the two operations tables."""
+    return [*SILVER_TABLES, "gold", *OPS_TABLES]
+
+
+def table_path(root: str | Path, name: str) -> Path:
+    layout = Layout.of(root)
+    if name in SILVER_TABLES:
+        return layout.silver_table(name)
+    if name == "gold":
+        return layout.gold_table
+    if name == "run_history":
+        return history.run_history_path(root)
+    if name == "ingest_log":
+        return history.ingest_log_path(root)
+    raise ValueError(f"unknown table {name!r}; one of: {', '.join(table_names())}")
+
+
+def maintain_job(
+    root: str | Path,
+    tables: list[str] | None = None,
+    *,
+    retention_hours: float = 168,
+    marker: str | Path | None = None,
+) -> dict[str, Any]:
+    """Compact, checkpoint and vacuum each table (all of them by default).
+
+    Rows do not change and markers are not touched, so a later build stays incremental.
+    Versions older than ``retention_hours`` can no longer be read or restored afterwards.
+    """
+    done = []
+    for name in tables or table_names():
+        path = table_path(root, name)
+        if not delta.is_table(path):
+            log.info("maintain %s: no table yet, skipped", name)
+            continue
+        result = maintenance.maintain(
+            path,
+            retention_hours=retention_hours,
+            metadata={"run_id": run_id(), "rule": f"maintain_{name}"},
+        )
+        log.info(
+            "maintain %s: %d -> %d files (%d compacted, %d vacuumed), %d rows, "
+            "version %d -> %d, %.2f s",
+            name,
+            result.files_before,
+            result.files_after,
+            result.files_compacted,
+            result.files_vacuumed,
+            result.rows,
+            result.version_before,
+            result.version_after,
+            result.seconds,
+        )
+        done.append({**result.to_dict(), "table": name})
+    payload = {"retention_hours": retention_hours, "tables": done}
+    if marker is not None:
+        write_marker(marker, "maintenance", payload)
+    return payload
+
+
+def maintenance_summary(markers: list[str | Path], out: str | Path) -> dict[str, Any]:
+    """One file listing what the last maintenance did to each table."""
+    tables = [t for m in markers for t in read_json(m).get("tables", [])]
+    summary = {"maintained_at": _now(), "tables": tables}
+    write_json_atomic(out, summary)
+    log.info("maintenance: %d tables", len(tables))
+    return summary
+
+
+def rollback_job(root: str | Path, name: str, version: int) -> dict[str, Any]:
+    """Restore one table to an earlier version, then drop the markers that the restore made
+    untrue, so the next build redoes exactly those jobs from the current Bronze.
+
+    A Silver table: the markers of that table's cohorts whose partition changed. Gold: every
+    cohort's Gold marker (Gold has no cohort column), and the corpus manifest is rewritten at
+    once, so it describes the Gold version consumers now read.
+    """
+    layout = Layout.of(root)
+    path = table_path(root, name)
+    if not delta.is_table(path):
+        raise FileNotFoundError(f"no table {name!r} under {root}")
+    new_version, changed = maintenance.restore(
+        path, version, metadata={"run_id": run_id(), "rule": f"rollback_{name}"}
+    )
+    dropped: list[Path] = []
+    if name in SILVER_TABLES:
+        dropped = [layout.silver_marker(name, c) for c in changed if c]
+    elif name == "gold":
+        dropped = sorted((layout.markers / "gold").glob("cohort=*.json"))
+    for p in dropped:
+        p.unlink(missing_ok=True)
+    if name == "gold":
+        gold_manifest_job(root)
+    log.info(
+        "rolled %s back to version %d (now version %d); cohorts changed: %s",
+        name,
+        version,
+        new_version,
+        changed,
+    )
+    return {
+        "table": name,
+        "restored_version": version,
+        "delta_version": new_version,
+        "changed_cohorts": [c for c in changed if c],
+        "markers_dropped": [str(p.relative_to(layout.root)) for p in dropped],
+    }
+
+
 # -------------------------------------------------------------------------- run history
 
 
 def _history_fields(marker: Mapping[str, Any]) -> dict[str, Any]:
     """Tables, rows written and Delta versions of a job, from its marker."""
-    tables: list[str] = list(marker.get("tables") or [])
+    tables: list[str] = [
+        t["table"] if isinstance(t, Mapping) else str(t) for t in marker.get("tables") or []
+    ]
     if "table" in marker:
         tables = [marker["table"]]
     elif isinstance(marker.get("rows"), dict):
@@ -735,6 +855,9 @@ def _history_fields(marker: Mapping[str, Any]) -> dict[str, Any]:
         versions[marker.get("table", marker.get("layer", ""))] = marker["delta_version"]
     if "gold_delta_version" in marker:
         versions["gold"] = marker["gold_delta_version"]
+    for t in marker.get("tables") or []:  # maintenance: the version each table ended at
+        if isinstance(t, Mapping) and "version_after" in t:
+            versions[t["table"]] = t["version_after"]
     return {"tables": tables, "rows_written": rows, "delta_versions": versions}
 
 

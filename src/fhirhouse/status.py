@@ -218,3 +218,39 @@ def render_history(root: str | Path, last: int = 10, show_jobs: bool = False) ->
                     f"{j['duration_s']:>7.2f}s  {j['message']}"
                 )
     return "\n".join(lines)
+
+
+def render_table_history(root: str | Path, name: str, last: int = 10) -> str:
+    """A table's Delta versions, newest first, each with the run, rule and cohort behind it."""
+    import datetime as dt
+
+    from fhirhouse.jobs import table_path
+    from fhirhouse.store.delta import is_table
+    from fhirhouse.store.maintenance import history
+
+    path = table_path(root, name)
+    if not is_table(path):
+        return f"no table {name} under {root}"
+    lines = [
+        f"{'version':>7}  {'committed (UTC)':<20}{'operation':<17}{'run id':<14}"
+        f"{'rule':<22}{'cohort':<8}{'+rows':>7}{'~rows':>7}{'-rows':>7}"
+    ]
+    for v in history(path, last):
+        when = dt.datetime.fromtimestamp((v["timestamp"] or 0) / 1000, dt.UTC)
+
+        def cell(x: Any, width: int) -> str:
+            return ("-" if x is None else str(x))[: width - 1].ljust(width)
+
+        def num(x: Any) -> str:
+            return ("-" if x is None else str(x)).rjust(7)
+
+        lines.append(
+            f"{v['version']:>7}  {when:%Y-%m-%d %H:%M:%S}   {cell(v['operation'], 17)}"
+            f"{cell(v['run_id'], 14)}{cell(v['rule'], 22)}{cell(v['cohort'], 8)}"
+            f"{num(v['inserted'])}{num(v['updated'])}{num(v['deleted'])}"
+        )
+    lines.append(
+        f"read a version with pl.read_delta('{path}', version=N); "
+        f"restore one with `fhirhouse rollback --table {name} --to-version N`"
+    )
+    return "\n".join(lines)

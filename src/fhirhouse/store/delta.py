@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -22,6 +23,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from fhirhouse import faults
+from fhirhouse.store.maintenance import commit_properties
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +166,7 @@ def _merge_until_committed(
     ignore_columns: Iterable[str],
     scope: str | None,
     retries: int,
+    metadata: Mapping[str, Any] | None = None,
 ) -> MergeCounts:
     """Diff ``read_old(table)`` -> ``data`` and commit it as one MERGE; retry on conflicts.
 
@@ -184,7 +187,13 @@ def _merge_until_committed(
         faults.point("delta.before_commit", name)
         try:
             (
-                table.merge(changes, predicate, source_alias="s", target_alias="t")
+                table.merge(
+                    changes,
+                    predicate,
+                    source_alias="s",
+                    target_alias="t",
+                    commit_properties=commit_properties(metadata),
+                )
                 .when_matched_delete(predicate=f"s.{_OP} = 'D'")
                 .when_matched_update(updates, predicate=f"s.{_OP} = 'U'")
                 .when_not_matched_insert(updates, predicate=f"s.{_OP} = 'I'")
@@ -211,6 +220,7 @@ def write_cohort_slice(
     partition_column: str = "cohort",
     ignore_columns: Iterable[str] = ("ingest_timestamp",),
     retries: int = 5,
+    metadata: Mapping[str, Any] | None = None,
 ) -> WriteResult:
     """Make the ``cohort`` partition of the table at ``path`` hold exactly ``data``.
 
@@ -228,6 +238,7 @@ def write_cohort_slice(
         ignore_columns,
         f"t.{_q(partition_column)} = '{cohort}'",
         retries,
+        metadata,
     )
     table.update_incremental()
     dupes = cross_partition_duplicates(table, data, key, partition_column, cohort)
@@ -254,6 +265,7 @@ def upsert_keys(
     delete_keys: Iterable[str] = (),
     ignore_columns: Iterable[str] = (),
     retries: int = 5,
+    metadata: Mapping[str, Any] | None = None,
 ) -> MergeCounts:
     """Make the rows of ``data`` current in an unpartitioned table and delete ``delete_keys``.
 
@@ -271,7 +283,9 @@ def upsert_keys(
         scan = pl.scan_delta(str(path), version=t.version())
         return scan.filter(pl.col(key).is_in(sorted(keys))).collect().to_arrow()
 
-    return _merge_until_committed(table, data, key, read_old, ignore_columns, None, retries)
+    return _merge_until_committed(
+        table, data, key, read_old, ignore_columns, None, retries, metadata
+    )
 
 
 def cross_partition_duplicates(

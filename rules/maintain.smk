@@ -1,0 +1,37 @@
+# Maintenance, on demand only (`snakemake maintain`; never part of `all`): compact,
+# checkpoint and vacuum each Delta table while holding that table's writer resource, so it
+# never overlaps a write of the same table in the same invocation. Markers are temp(), so
+# the target runs again whenever it is asked for; builds are not invalidated.
+for _table in MAINTAINED:
+
+    rule:
+        name:
+            f"maintain_{_table}"
+        output:
+            temp(str(MAINTAIN / f"{_table}.json")),
+        log:
+            str(LOGS / "maintain" / f"{_table}.log"),
+        conda:
+            "../envs/fhirhouse.yaml"
+        resources:
+            **maintain_resources(_table),
+        params:
+            table=_table,
+            retention_hours=RETENTION_HOURS,
+        script:
+            "../scripts/maintain.py"
+
+
+# No output: a target rule runs every time it is asked for. It writes the summary
+# _ops/maintenance.json (undeclared, so it never makes the target look done).
+rule maintain:
+    input:
+        [str(MAINTAIN / f"{t}.json") for t in MAINTAINED],
+    log:
+        str(LOGS / "maintain" / "summary.log"),
+    conda:
+        "../envs/fhirhouse.yaml"
+    params:
+        summary=str(ROOT / "_ops" / "maintenance.json"),
+    script:
+        "../scripts/maintain_summary.py"
