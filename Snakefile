@@ -53,3 +53,9 @@ rule all:
     default_target: True
     input:
         all_targets,
+
+
+# Bronze and Silver of every cohort, no Gold: the target of `fhirhouse watch --source`.
+rule silver:
+    input:
+        lambda wc: [str(LAYOUT.silver_cohort_marker(c)) for c in cohorts()],

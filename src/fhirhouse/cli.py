@@ -147,6 +147,26 @@ def _parser() -> argparse.ArgumentParser:
         help="keep files that versions of the last H hours need (config "
         "`maintenance.retention_hours`, default 168)",
     )
+    watch = sub.add_parser(
+        "watch",
+        help="poll for new or changed bundles and build the cohorts they touch",
+        description="Off unless started. Every --interval seconds, compare the Bronze cohort "
+        "folders (or, with --source, a landing folder) with what the last build saw; on a "
+        "change, run Snakemake once (through its API, with the workflow profile's writer "
+        "limits) for exactly the affected cohorts: Bronze and Silver, plus Gold with "
+        "--with-gold. Cohorts already built are not rebuilt. Ctrl-C stops it.",
+    )
+    _root_args(watch)
+    watch.add_argument(
+        "--source", help="watch this landing folder of *.json bundles (default: Bronze)"
+    )
+    watch.add_argument("--land-into", metavar="LABEL", help="with --source: land into LABEL")
+    watch.add_argument(
+        "--interval", type=float, default=30.0, help="seconds between polls (default 30)"
+    )
+    watch.add_argument("--with-gold", action="store_true", help="rebuild Gold and the manifest")
+    watch.add_argument("--cores", type=int, default=2, help="Snakemake cores (default 2)")
+    watch.add_argument("--max-polls", type=int, metavar="N", help="stop after N polls")
     roll = sub.add_parser(
         "rollback",
         help="restore a table to an earlier Delta version",
@@ -181,6 +201,32 @@ def _job(root: str, rule: str, label: str | None, fn: Any, /, *a: Any, **kw: Any
     with jobs.recorded(root, rule, label) as record:
         record.marker = fn(*a, **kw)
     return record.marker
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from fhirhouse.watch import Watcher
+
+    root = Path(load_config(args.config, {"root": args.root})["root"]).resolve()
+    source = Path(args.source).resolve() if args.source else None
+    if source is not None and not source.is_dir():
+        raise FileNotFoundError(f"--source is not a folder: {source}")
+    if args.land_into is not None:
+        check_cohort_label(args.land_into)
+    if args.interval <= 0:
+        raise ValueError("--interval must be more than 0 seconds")
+    logging.getLogger("fhirhouse.watch").setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.INFO)
+    watcher = Watcher(
+        root=root,
+        source=source,
+        land_into=args.land_into,
+        with_gold=args.with_gold,
+        cores=args.cores,
+        workdir=Path.cwd(),
+        configfiles=[Path(args.config).resolve()] if args.config else [],
+    )
+    return watcher.watch(args.interval, args.max_polls)
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
@@ -420,6 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(status_mod.render_history(root, args.last, args.jobs))
             return 0
+        if args.command == "watch":
+            return cmd_watch(args)
         if args.command == "maintain":
             return cmd_maintain(args)
         if args.command == "rollback":
