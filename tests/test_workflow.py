@@ -147,11 +147,11 @@ def test_one_table_of_one_cohort_rebuilds_alone(built):
 
 def test_new_drop_lands_in_its_own_cohort(built, tmp_path):
     workdir, root, source = built
-    new = json.loads(sorted(source.iterdir())[0].read_text())
-    for e in new["entry"]:
-        e["resource"]["id"] = "drop-" + str(e["resource"].get("id"))
-        e["fullUrl"] = "urn:uuid:" + e["resource"]["id"]
-    (source / "zz_new_drop.json").write_text(json.dumps(new))
+    text = sorted(source.iterdir())[0].read_text()
+    for e in json.loads(text)["entry"]:  # new ids everywhere, references included
+        rid = str(e["resource"]["id"])
+        text = text.replace(f'"{rid}"', f'"drop-{rid}"').replace(f':{rid}"', f':drop-{rid}"')
+    (source / "zz_new_drop.json").write_text(text)
     before = markers(root)
     snakemake(workdir, "--cores", "4", config={"root": root, "source": source, "cohort": "D"})
     assert [p.name for p in (root / "bronze/fhir/cohort=D").iterdir()] == ["zz_new_drop.json"]
