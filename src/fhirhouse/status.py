@@ -232,7 +232,7 @@ def render_table_history(root: str | Path, name: str, last: int = 10) -> str:
     if not is_table(path):
         return f"no table {name} under {root}"
     lines = [
-        f"{'version':>7}  {'committed (UTC)':<20}{'operation':<17}{'run id':<14}"
+        f"{'version':>7}  {'committed (UTC)':<22}{'operation':<17}{'run id':<14}"
         f"{'rule':<22}{'cohort':<8}{'+rows':>7}{'~rows':>7}{'-rows':>7}"
     ]
     for v in history(path, last):
