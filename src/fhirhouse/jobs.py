@@ -34,6 +34,7 @@ import orjson
 from fhirhouse import SILVER_TABLES, __version__
 from fhirhouse.bronze import landing
 from fhirhouse.bronze.dicom_index import DicomIndex
+from fhirhouse.fhir.load import load_bundle
 from fhirhouse.fhir.parser import NotABundleError, RejectedBundleError, parse_bundle
 from fhirhouse.gold import encounter_summary as gold
 from fhirhouse.gold.manifest import build_corpus_manifest
@@ -282,7 +283,7 @@ def parse_files(cohort: str, files: list[Path], dicom: DicomIndex | None) -> Coh
         out.files += 1
         out.bytes += len(data)
         try:
-            parsed = parse_bundle(orjson.loads(data), resolver)
+            parsed = parse_bundle(load_bundle(data), resolver)
         except orjson.JSONDecodeError as exc:
             reason = "empty file" if not data.strip() else _json_error(exc)
         except NotABundleError as exc:
