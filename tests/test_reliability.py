@@ -67,7 +67,7 @@ def _source_of(folder: Path, n: int, odd: bool = False) -> tuple[Path, set[str]]
 
 
 def test_twelve_cohorts_with_four_cores(tmp_path):
-    source, patients = _source_of(tmp_path / "src", 36, odd=True)
+    source, patients = _source_of(tmp_path / "src", 24, odd=True)
     root = tmp_path / "lake"
     proc = snakemake(
         tmp_path, "--cores", "4", config={"root": root, "source": source, "cohorts": 12}
@@ -80,23 +80,23 @@ def test_twelve_cohorts_with_four_cores(tmp_path):
         versions = table_version(jobs.Layout.of(root).silver_table(table))
         assert versions == 12, (table, versions)  # version 0 is the creation
     per_cohort = _keys(root, "patient").group_by("cohort").len()
-    assert per_cohort["len"].sum() == 36 and per_cohort.height == 12
+    assert per_cohort["len"].sum() == 24 and per_cohort.height == 12
 
 
 def test_two_parallel_invocations_on_disjoint_cohorts(tmp_path):
-    source, patients = _source_of(tmp_path / "src", 24)
+    source, patients = _source_of(tmp_path / "src", 8)
     root = tmp_path / "lake"
-    config = {"root": root, "source": source, "cohorts": 8}
+    config = {"root": root, "source": source, "cohorts": 4}
     # land first (one checkpoint for the whole root), then two backfills side by side
     snakemake(tmp_path, "--cores", "1", str(jobs.Layout.of(root).landing_marker()), config=config)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("FHIRHOUSE_RUN_ID", None)
     procs = []
-    for cohorts in ("ABCD", "EFGH"):
+    for cohorts in ("AB", "CD"):
         targets = [str(jobs.Layout.of(root).gold_marker(c)) for c in cohorts]
         cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path)]
         cmd += ["--cores", "2", *targets, "--config", f"root={root}", f"source={source}"]
-        cmd += ["cohorts=8"]
+        cmd += ["cohorts=4"]
         procs.append(
             subprocess.Popen(cmd, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
@@ -110,9 +110,9 @@ def test_two_parallel_invocations_on_disjoint_cohorts(tmp_path):
 
 
 def test_relanding_the_same_drop_a_changed_bundle_and_a_removed_bundle(tmp_path):
-    source, patients = _source_of(tmp_path / "src", 6)
+    source, patients = _source_of(tmp_path / "src", 4)
     root = tmp_path / "lake"
-    config = {"root": root, "source": source}
+    config = {"root": root, "source": source, "cohorts": 2}
 
     def run_then_noop() -> dict[str, int | None]:
         snakemake(tmp_path, "--cores", "2", config=config)
