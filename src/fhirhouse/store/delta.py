@@ -204,7 +204,8 @@ def _merge_until_committed(
         except CommitFailedError as exc:
             if attempt == retries:
                 raise
-            log.warning(
+            # expected when another invocation writes the same table: retried, not a problem
+            log.info(
                 "commit conflict (%s); retry %d of %d", type(exc).__name__, attempt + 1, retries
             )
             time.sleep(0.1 * (attempt + 1))

@@ -72,7 +72,7 @@ def maintain(
         except CommitFailedError as exc:
             if attempt == retries:
                 raise
-            log.warning("compaction lost a commit race (%s); retrying", type(exc).__name__)
+            log.info("compaction lost a commit race (%s); retrying", type(exc).__name__)
             time.sleep(0.2 * (attempt + 1))
             table.update_incremental()
     table.create_checkpoint()
