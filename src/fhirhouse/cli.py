@@ -120,7 +120,13 @@ def _parser() -> argparse.ArgumentParser:
         "(pl.read_delta) or duckdb for more.",
     )
     _root_args(hist)
-    hist.add_argument("--last", type=int, default=10, metavar="N", help="runs to show (10)")
+    hist.add_argument(
+        "--last",
+        type=int,
+        default=10,
+        metavar="N",
+        help="runs (with --table: versions) to show (10)",
+    )
     hist.add_argument("--jobs", action="store_true", help="list each run's jobs too")
     hist.add_argument(
         "--table",
