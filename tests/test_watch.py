@@ -91,3 +91,20 @@ def test_ctrl_c_stops_the_watcher_cleanly(tmp_path):
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert "stopped after" in out and "Traceback" not in out
+
+
+def test_a_failed_run_is_not_retried_until_its_files_change(tmp_path):
+    root = tmp_path / "lake"
+    write_bundles(landing.fhir_dir(root) / "cohort=A", {"a.json": make_bundle("p-a")})
+    calls = []
+
+    def failing_runner(targets, config, **kwargs):
+        calls.append(targets)
+        raise RuntimeError("a job failed")
+
+    watcher = Watcher(root=root, workdir=tmp_path, runner=failing_runner)
+    run = watcher.poll()
+    assert run is not None and run["outcome"].startswith("failed (RuntimeError")
+    assert watcher.poll() is None and watcher.poll() is None  # not retried on every poll
+    write_bundles(landing.fhir_dir(root) / "cohort=A", {"b.json": make_bundle("p-b")})
+    assert watcher.poll() is not None and len(calls) == 2  # a change: tried again

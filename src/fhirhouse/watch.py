@@ -60,6 +60,14 @@ def affected_cohorts(root: str | Path) -> list[str]:
     return out
 
 
+def _cohort_state(root: str | Path, cohort: str) -> dict[str, object]:
+    return landing.folder_state(landing.cohort_inputs(root, cohort))
+
+
+def _source_state(source: str | Path) -> dict[str, object]:
+    return landing.folder_state(sorted(Path(source).glob("*.json")))
+
+
 def pending_files(root: str | Path, source: str | Path) -> int:
     """How many ``*.json`` files of ``source`` are new or changed since they were landed."""
     index_path = landing.landed_index_path(root)
@@ -130,6 +138,9 @@ class Watcher:
     configfiles: list[Path] = field(default_factory=list)
     runner: Callable[..., None] = run_snakemake
     runs: list[dict[str, Any]] = field(default_factory=list)
+    # what a failed run saw, per cohort (or for the landing folder): not retried until it
+    # changes, so a broken input does not trigger a run on every poll
+    failed: dict[str, Any] = field(default_factory=dict)
 
     def targets(self, cohorts: list[str]) -> list[str]:
         layout = Layout.of(self.root)
@@ -145,12 +156,14 @@ class Watcher:
         """Look once; when something changed, run Snakemake for it and return what ran."""
         if self.source is not None:
             pending = pending_files(self.root, self.source)
-            if not pending:
+            seen = {"source": _source_state(self.source)}
+            if not pending or self.failed.get("source") == seen["source"]:
                 return None
             cohorts: list[str] = []
             what = f"{pending} new or changed bundle file(s) in the landing folder"
         else:
-            cohorts = affected_cohorts(self.root)
+            seen = {c: _cohort_state(self.root, c) for c in affected_cohorts(self.root)}
+            cohorts = [c for c, state in seen.items() if self.failed.get(c) != state]
             if not cohorts:
                 return None
             what = f"new or changed bundles in cohort(s) {', '.join(cohorts)}"
@@ -176,6 +189,13 @@ class Watcher:
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             outcome = f"failed ({type(exc).__name__}: {first})"
         built = sorted(c for c, rid in self._silver_runs().items() if before.get(c) != rid)
+        if outcome != "success":
+            for key in ["source"] if self.source is not None else cohorts:
+                if key not in built:
+                    self.failed[key] = seen[key]
+            log.info("not retried until its files change: %s", ", ".join(sorted(self.failed)))
+        else:
+            self.failed.clear()
         run = {
             "trigger": what,
             "cohorts_built": built,
