@@ -51,7 +51,7 @@ def built(tmp_path: Path) -> tuple[Path, Path]:
 def test_a_new_cohort_folder_is_built_alone_and_nothing_is_replayed(built):
     workdir, root = built
     before = _silver_run_ids(root)
-    assert affected_cohorts(root) == []  # a restart of the watcher would be silent
+    assert affected_cohorts(root) == {}  # a restart of the watcher would be silent
     proc = _watch(workdir, "--root", str(root), "--interval", "0.5", "--max-polls", "30")
     time.sleep(3)  # a few empty polls first
     write_bundles(landing.fhir_dir(root) / "cohort=D", {"d.json": make_bundle("p-d")})

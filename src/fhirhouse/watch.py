@@ -42,21 +42,21 @@ def state_file(root: str | Path, cohort: str) -> Path:
     return Layout.of(root).markers / "bronze" / "_state" / f"cohort={cohort}.json"
 
 
-def affected_cohorts(root: str | Path) -> list[str]:
-    """Cohorts whose Bronze files differ from what their last build saw, or never built."""
+def affected_cohorts(root: str | Path) -> dict[str, dict[str, object]]:
+    """Cohorts whose Bronze files differ from what their last build saw, or never built,
+    each with its current folder state."""
     layout = Layout.of(root)
-    out = []
+    out = {}
     for cohort in landing.list_cohorts(root):
-        current = landing.folder_state(landing.cohort_inputs(root, cohort))
+        current = _cohort_state(root, cohort)
         if not current["files"]:
             continue
-        seen_path = state_file(root, cohort)
         try:
-            seen = json.loads(seen_path.read_text())
+            seen = json.loads(state_file(root, cohort).read_text())
         except (OSError, ValueError):
             seen = None
         if seen != current or not layout.silver_cohort_marker(cohort).exists():
-            out.append(cohort)
+            out[cohort] = current
     return out
 
 
@@ -162,7 +162,7 @@ class Watcher:
             cohorts: list[str] = []
             what = f"{pending} new or changed bundle file(s) in the landing folder"
         else:
-            seen = {c: _cohort_state(self.root, c) for c in affected_cohorts(self.root)}
+            seen = affected_cohorts(self.root)
             cohorts = [c for c, state in seen.items() if self.failed.get(c) != state]
             if not cohorts:
                 return None
