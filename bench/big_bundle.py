@@ -40,22 +40,9 @@ print(json.dumps({"seconds": seconds, "rss_mb": rss, "rows": rows}))
 
 
 def make(path: Path, mb: int) -> int:
-    from conftest import make_bundle
+    from conftest import make_claims_bundle
 
-    bundle = make_bundle("p-big", n_enc=10)
-    claim = {
-        "resourceType": "ExplanationOfBenefit",
-        "item": [
-            {"sequence": i, "net": {"value": 136.8, "currency": "USD"}, "code": "185349003"}
-            for i in range(500)
-        ],
-    }
-    one = len(json.dumps(claim))
-    bundle["entry"] += [
-        {"fullUrl": f"urn:uuid:eob-{k}", "resource": {**claim, "id": f"eob-{k}"}}
-        for k in range(mb * 1_000_000 // one)
-    ]
-    path.write_text(json.dumps(bundle))
+    path.write_text(json.dumps(make_claims_bundle("p-big", mb)))
     return path.stat().st_size
 
 

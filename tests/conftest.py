@@ -88,6 +88,25 @@ def make_bundle(pid: str = "p-001", n_enc: int = 1, extra: list[dict] | None = N
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
+def make_claims_bundle(pid: str, megabytes: int, n_enc: int = 10) -> dict:
+    """``make_bundle`` plus ExplanationOfBenefit resources up to about ``megabytes`` MB: most
+    bytes of a long Synthea history are claims, which no Silver table reads."""
+    bundle = make_bundle(pid, n_enc=n_enc)
+    claim = {
+        "resourceType": "ExplanationOfBenefit",
+        "item": [
+            {"sequence": i, "net": {"value": 136.8, "currency": "USD"}, "code": "185349003"}
+            for i in range(500)
+        ],
+    }
+    one = len(json.dumps(claim))
+    bundle["entry"] += [
+        {"fullUrl": f"urn:uuid:eob-{k}", "resource": {**claim, "id": f"eob-{k}"}}
+        for k in range(megabytes * 1_000_000 // one)
+    ]
+    return bundle
+
+
 def write_bundles(folder: Path, bundles: dict[str, dict]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, bundle in bundles.items():

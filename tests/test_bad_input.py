@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import polars as pl
 import pytest
-from conftest import build_lake, make_bundle, write_bundles
+from conftest import build_lake, make_bundle, make_claims_bundle, write_bundles
 
 from fhirhouse import jobs
 from fhirhouse.checks.validate import validate_table
@@ -256,17 +256,8 @@ def test_numbers_as_strings_and_strings_as_numbers(tmp_path):
 
 def test_a_200_mb_bundle_builds(tmp_path):
     """Most of a big Synthea bundle is claims; this one is 200 MB of them around 30 rows."""
-    b = make_bundle("p-big", n_enc=10)
-    claim = {
-        "resourceType": "ExplanationOfBenefit",
-        "item": [
-            {"sequence": i, "net": {"value": 136.8, "currency": "USD"}, "code": "185349003"}
-            for i in range(500)
-        ],
-    }
-    one = len(_bytes(claim))
-    b["entry"] += [{"resource": {**claim, "id": f"eob-{k}"}} for k in range(200_000_000 // one)]
-    data = _bytes(b)
+    b = make_claims_bundle("p-big", 200)
+    data = json.dumps(b).encode()  # as make_claims_bundle measures it
     assert len(data) >= 199_000_000
     root = _build(tmp_path, "big.json", data)
     del data, b
