@@ -1,16 +1,30 @@
 # Helpers only: paths, cohort discovery and target lists. No rules here.
+import os
 from pathlib import Path
 
 from fhirhouse import SILVER_TABLES
 from fhirhouse.bronze.landing import cohort_inputs, list_cohorts, sync_state_file
 from fhirhouse.jobs import Layout, record_invocation, resolve_source
+from fhirhouse.store.objects import STATE_DIR_ENV, default_state_dir, is_uri
 
-ROOT = Path(config["root"])
+# `root` is a local folder, or an s3:// URI for the data (Bronze, Silver, Gold) with local
+# state (markers, staging, logs, checks) in `state_dir`. The variable is exported so that
+# every job, also one submitted to a cluster, resolves the same state folder.
+ROOT = config["root"] if is_uri(config["root"]) else Path(config["root"])
+if is_uri(ROOT):
+    os.environ[STATE_DIR_ENV] = str(
+        Path(config["state_dir"]).resolve()
+        if config.get("state_dir")
+        else Path(os.environ.get(STATE_DIR_ENV) or default_state_dir(ROOT)).resolve()
+    )
 LAYOUT = Layout.of(ROOT)
+STATE = LAYOUT.root
 MARKERS = LAYOUT.markers
-STAGING = ROOT / "_staging" / "silver"
-LOGS = ROOT / "_logs"
-BENCH = ROOT / "_benchmarks"
+STAGING = STATE / "_staging" / "silver"
+LOGS = STATE / "_logs"
+BENCH = STATE / "_benchmarks"
+# Declared only for a local root: an s3:// object is no Snakemake output (the marker is).
+MANIFEST_OUTPUT = {} if is_uri(ROOT) else {"manifest": str(LAYOUT.corpus_manifest)}
 TABLES = list(SILVER_TABLES)
 CHECKS = LAYOUT.checks
 _checks = config.get("checks") or {}
@@ -33,7 +47,7 @@ SYNTHETIC = SOURCE == SYNTH_DIR
 # Bundle files are never declared as inputs: their names embed patient names and ids, and
 # Snakemake prints inputs in job listings and its logs. A state file per folder stands in for
 # them (file count, bytes, a fingerprint of names/sizes/mtimes), rewritten only on a change.
-STATE = MARKERS / "bronze" / "_state"
+SOURCE_STATE = MARKERS / "bronze" / "_state" / "source.json"
 
 
 def source_state(wildcards):
@@ -45,7 +59,7 @@ def source_state(wildcards):
     if not SOURCE.is_dir():
         raise WorkflowError(f"config source={str(SOURCE)!r} is not a folder")
     files = sorted(SOURCE.glob("*.json")) + sorted(SOURCE.glob("dicom/*.dcm"))
-    return str(sync_state_file(STATE / "source.json", files))
+    return str(sync_state_file(SOURCE_STATE, files))
 
 
 def cohorts():
@@ -59,7 +73,7 @@ def bronze_state(wildcards):
     DICOM files of other cohorts' patients do not touch it."""
     checkpoints.land.get()
     files = cohort_inputs(ROOT, wildcards.cohort)
-    return str(sync_state_file(STATE / f"cohort={wildcards.cohort}.json", files))
+    return str(sync_state_file(LAYOUT.bronze_state(wildcards.cohort), files))
 
 
 def silver_markers(cohort):
@@ -80,7 +94,7 @@ def all_targets(wildcards):
     silver = [str(LAYOUT.silver_cohort_marker(c)) for c in cohorts()]
     return silver + [
         str(LAYOUT.gold_manifest_marker()),
-        str(ROOT / "_report" / "gold_encounter_summary.html"),
+        str(STATE / "_report" / "gold_encounter_summary.html"),
     ]
 
 

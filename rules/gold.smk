@@ -24,7 +24,7 @@ rule gold_manifest:
     input:
         lambda wc: gold_manifest_inputs(),
     output:
-        manifest=str(LAYOUT.corpus_manifest),
+        **MANIFEST_OUTPUT,
         marker=str(LAYOUT.gold_manifest_marker()),
     log:
         str(LOGS / "gold" / "manifest.log"),

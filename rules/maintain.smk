@@ -32,6 +32,6 @@ rule maintain:
     conda:
         "../envs/fhirhouse.yaml"
     params:
-        summary=str(ROOT / "_ops" / "maintenance.json"),
+        summary=str(STATE / "_ops" / "maintenance.json"),
     script:
         "../scripts/maintain_summary.py"

@@ -6,5 +6,5 @@ root = snakemake.config["root"]
 logs.configure(snakemake.log[0])
 with jobs.recorded(root, snakemake.rule) as record:
     record.marker = jobs.gold_manifest_job(
-        root, manifest=snakemake.output.manifest, marker=snakemake.output.marker
+        root, manifest=getattr(snakemake.output, "manifest", None), marker=snakemake.output.marker
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -15,17 +16,32 @@ from typing import Any
 
 from fhirhouse import SILVER_TABLES, __version__, jobs, logs
 from fhirhouse import status as status_mod
-from fhirhouse.bronze.landing import list_cohorts
+from fhirhouse.bronze.landing import cohort_inputs, list_cohorts, sync_state_file
 from fhirhouse.bronze.synth import SYNTH_FIELDS
 from fhirhouse.config import ConfigError, load_config
 from fhirhouse.store.delta import check_cohort_label
+from fhirhouse.store.objects import STATE_DIR_ENV, is_uri, state_dir
 
 log = logging.getLogger("fhirhouse.cli")
 
 
 def _root_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="config file (default: config/config.yaml)")
-    parser.add_argument("--root", help="storage root (config `root`, default: data)")
+    parser.add_argument(
+        "--root", help="storage root, a folder or s3://bucket/prefix (config `root`, default: data)"
+    )
+    parser.add_argument(
+        "--state-dir",
+        help="local folder for markers, logs and run history of an s3:// root (config "
+        "`state_dir`, default: .fhirhouse-state/<bucket>/<prefix>)",
+    )
+
+
+def _export_state_dir(args: argparse.Namespace) -> None:
+    """For an s3:// root, make the configured state folder the one every job uses."""
+    cfg = load_config(args.config, {"root": args.root, "state_dir": args.state_dir})
+    if is_uri(cfg["root"]) and cfg.get("state_dir"):
+        os.environ[STATE_DIR_ENV] = str(Path(cfg["state_dir"]).resolve())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -212,7 +228,8 @@ def _job(root: str, rule: str, label: str | None, fn: Any, /, *a: Any, **kw: Any
 def cmd_watch(args: argparse.Namespace) -> int:
     from fhirhouse.watch import Watcher
 
-    root = Path(load_config(args.config, {"root": args.root})["root"]).resolve()
+    root: str | Path = load_config(args.config, {"root": args.root})["root"]
+    root = root if is_uri(root) else Path(root).resolve()
     source = Path(args.source).resolve() if args.source else None
     if source is not None and not source.is_dir():
         raise FileNotFoundError(f"--source is not a folder: {source}")
@@ -313,6 +330,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     results: dict[str, dict[str, dict]] = {}
     for n, cohort in enumerate(wanted, 1):
         t0 = time.monotonic()
+        # the fingerprint the Snakefile keeps too, so `status` compares against this build
+        sync_state_file(layout.bronze_state(cohort), cohort_inputs(root, cohort))
         _job(root, "bronze", cohort, jobs.bronze_cohort_job, root, cohort)
         parsed = _job(root, "parse", cohort, jobs.parse_cohort_job, root, cohort)
         results[cohort] = {}
@@ -386,7 +405,7 @@ def _record_end(args: argparse.Namespace, outcome: str) -> None:
         root = load_config(args.config, {"root": args.root})["root"]
     except ConfigError:
         return
-    if Path(root).exists():
+    if state_dir(root).exists():
         jobs.record_invocation(root, outcome)
 
 
@@ -457,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level="DEBUG" if verbose else "INFO", console_level="DEBUG" if verbose else "WARNING"
     )
     try:
+        if hasattr(args, "root"):
+            _export_state_dir(args)
         if args.command in ("run", "gold"):
             return _recorded_invocation(args, cmd_run if args.command == "run" else cmd_gold)
         if args.command == "contract":
@@ -475,9 +496,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "watch":
             return cmd_watch(args)
         if args.command == "maintain":
-            return cmd_maintain(args)
+            return _recorded_invocation(args, cmd_maintain)
         if args.command == "rollback":
-            return cmd_rollback(args)
+            return _recorded_invocation(args, cmd_rollback)
     except jobs.StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

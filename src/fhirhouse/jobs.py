@@ -4,11 +4,13 @@ Rule scripts and ``fhirhouse run`` call these same functions, so no transform lo
 twice. Each job ends by writing its JSON marker atomically; a marker always carries content
 (versions, counts, digests, run id), so Snakemake sees real changes across invocations.
 
-Layout under ``root``::
+Layout under ``root`` (for an ``s3://`` root, the first three and ``gold/`` are on the
+store and the rest in the local state folder, see :class:`Layout`)::
 
     bronze/fhir/cohort=<c>/*.json           raw bundles
-    bronze/_quarantine/cohort=<c>.json      what the last parse of <c> skipped, and why
     silver/<table>/                         Delta, partitioned by cohort, CDF on
+    gold/encounter_summary/, gold/_metadata/corpus_manifest.json
+    bronze/_quarantine/cohort=<c>.json      what the last parse of <c> skipped, and why
     _staging/silver/cohort=<c>/<table>.arrow  the parse job's per-table output
     _markers/...                            one JSON per (layer, cohort[, table])
 """
@@ -43,6 +45,7 @@ from fhirhouse.silver.build import build_table
 from fhirhouse.silver.registry import RUN_COLUMNS, spec
 from fhirhouse.store import delta, history, maintenance
 from fhirhouse.store.atomic import read_arrow, read_json, write_arrow_atomic, write_json_atomic
+from fhirhouse.store.objects import StorePath, data_root, state_dir
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +59,23 @@ def run_id() -> str:
 
 @dataclass(frozen=True)
 class Layout:
-    """Every path fhirhouse uses under one root."""
+    """Every path fhirhouse uses for one root.
+
+    ``data`` holds Bronze, the Silver and Gold tables and the corpus manifest; ``root`` holds
+    the local state (markers, staging, logs, checks, run history, quarantine lists, reports).
+    They are the same folder unless the root is an object store URI (see
+    :mod:`fhirhouse.store.objects`).
+    """
 
     root: Path
+    data: Path | StorePath
 
     @classmethod
     def of(cls, root: str | Path) -> Layout:
-        return cls(Path(root))
+        return cls(state_dir(root), data_root(root))
 
-    def silver_table(self, table: str) -> Path:
-        return self.root / "silver" / spec(table).name
+    def silver_table(self, table: str) -> Path | StorePath:
+        return self.data / "silver" / spec(table).name
 
     def staged(self, cohort: str, table: str) -> Path:
         return self.root / "_staging" / "silver" / f"cohort={cohort}" / f"{table}.arrow"
@@ -80,6 +90,10 @@ class Layout:
     def landing_marker(self) -> Path:
         return self.markers / "bronze" / "landing.json"
 
+    def bronze_state(self, cohort: str) -> Path:
+        """The fingerprint of a cohort's Bronze files that its bronze job was built from."""
+        return self.markers / "bronze" / "_state" / f"cohort={cohort}.json"
+
     def bronze_marker(self, cohort: str) -> Path:
         return self.markers / "bronze" / f"cohort={cohort}.json"
 
@@ -93,12 +107,12 @@ class Layout:
         return self.markers / "silver" / f"cohort={cohort}.json"
 
     @property
-    def gold_table(self) -> Path:
-        return self.root / "gold" / "encounter_summary"
+    def gold_table(self) -> Path | StorePath:
+        return self.data / "gold" / "encounter_summary"
 
     @property
-    def corpus_manifest(self) -> Path:
-        return self.root / "gold" / "_metadata" / "corpus_manifest.json"
+    def corpus_manifest(self) -> Path | StorePath:
+        return self.data / "gold" / "_metadata" / "corpus_manifest.json"
 
     @property
     def synth_dir(self) -> Path:
@@ -702,7 +716,7 @@ def check_gold_job(
     encounters = delta.read_partition(layout.silver_table("encounter"), cohort)
     ids = encounters.column("encounter_id").to_pylist()
     rows = (
-        pl.scan_delta(str(layout.gold_table)).filter(pl.col(gold.KEY).is_in(ids)).collect()
+        delta.scan(layout.gold_table).filter(pl.col(gold.KEY).is_in(ids)).collect()
         if ids and delta.is_table(layout.gold_table)
         else pl.from_arrow(gold.GOLD_SCHEMA.empty_table())
     )
@@ -729,7 +743,7 @@ def table_names() -> list[str]:
     return [*SILVER_TABLES, "gold", *OPS_TABLES]
 
 
-def table_path(root: str | Path, name: str) -> Path:
+def table_path(root: str | Path, name: str) -> Path | StorePath:
     layout = Layout.of(root)
     if name in SILVER_TABLES:
         return layout.silver_table(name)

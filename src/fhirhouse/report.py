@@ -308,7 +308,7 @@ def report_pages_job(root: str | Path, outputs: Mapping[str, str | Path]) -> dic
         page = silver_page(
             name,
             pl.from_arrow(delta.read_table(path, ["cohort"])),
-            pl.scan_delta(str(path)).head(5).collect(),
+            delta.scan(path).head(5).collect(),
             _read(layout.check_table(name)),
             {c: _read(layout.check_cohort(name, c)) for c in cohorts},
         )

@@ -14,9 +14,15 @@ from typing import Any
 import polars as pl
 
 from fhirhouse import SILVER_TABLES
-from fhirhouse.bronze.landing import cohort_files, cohort_inputs, folder_state, list_cohorts
+from fhirhouse.bronze.landing import (
+    cohort_files,
+    cohort_inputs,
+    fhir_dir,
+    folder_state,
+    list_cohorts,
+)
 from fhirhouse.jobs import Layout
-from fhirhouse.store.history import read_run_history
+from fhirhouse.store.history import read_run_history, run_history_path
 
 LAYER_RULES: dict[str, set[str]] = {
     "bronze": {"bronze"},
@@ -55,7 +61,7 @@ class CohortStatus:
     last_run: str
 
 
-def _failed_layers(root: Path) -> dict[tuple[str, str], bool]:
+def _failed_layers(root: str | Path) -> dict[tuple[str, str], bool]:
     """(layer, cohort) -> whether the latest job of that layer and cohort failed."""
     history = read_run_history(root)
     if history.is_empty():
@@ -76,14 +82,13 @@ def _failed_layers(root: Path) -> dict[tuple[str, str], bool]:
 
 
 def cohort_statuses(root: str | Path) -> list[CohortStatus]:
-    root = Path(root)
     layout = Layout.of(root)
     failed = _failed_layers(root)
     out = []
     for cohort in list_cohorts(root):
         files = cohort_files(root, cohort)
         bronze_m = layout.bronze_marker(cohort)
-        state_file = layout.markers / "bronze" / "_state" / f"cohort={cohort}.json"
+        state_file = layout.bronze_state(cohort)
         state_now = folder_state(cohort_inputs(root, cohort))
         changed = _read(state_file) != state_now or _mtime(bronze_m) < _mtime(state_file)
         silver_m = _read(layout.silver_cohort_marker(cohort))
@@ -134,7 +139,7 @@ def table_check_lines(root: str | Path) -> list[str]:
 def render_status(root: str | Path) -> str:
     rows = cohort_statuses(root)
     if not rows:
-        return f"no cohorts under {Path(root) / 'bronze' / 'fhir'}"
+        return f"no cohorts under {fhir_dir(root)}"
     head = ("cohort", "bronze", "silver", "checks", "gold", "last run")
     cells = [head] + [(r.cohort, r.bronze, r.silver, r.checks, r.gold, r.last_run) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
@@ -196,7 +201,7 @@ def runs(root: str | Path, last: int = 10) -> pl.DataFrame:
 def render_history(root: str | Path, last: int = 10, show_jobs: bool = False) -> str:
     table = runs(root, last)
     if table.is_empty():
-        return f"no run history under {Path(root) / '_ops' / 'run_history'}"
+        return f"no run history under {run_history_path(root)}"
     lines = [
         f"{'run id':<14}{'started (UTC)':<21}{'outcome':<10}{'jobs':>6}{'failed':>8}"
         f"{'rows':>10}{'wall s':>9}  cohorts"

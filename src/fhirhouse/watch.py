@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def state_file(root: str | Path, cohort: str) -> Path:
     """The folder state the last build of ``cohort`` saw (written by the Snakefile)."""
-    return Layout.of(root).markers / "bronze" / "_state" / f"cohort={cohort}.json"
+    return Layout.of(root).bronze_state(cohort)
 
 
 def affected_cohorts(root: str | Path) -> dict[str, dict[str, object]]:
@@ -129,7 +129,7 @@ def run_snakemake(
 
 @dataclass
 class Watcher:
-    root: Path
+    root: str | Path
     source: Path | None = None
     land_into: str | None = None
     with_gold: bool = False

@@ -7,20 +7,21 @@ from pathlib import Path
 
 from fhirhouse.fhir.dicom import uid_from_filename
 from fhirhouse.redact import redact
+from fhirhouse.store.objects import StorePath, data_root
 
 log = logging.getLogger(__name__)
 
 
-def dicom_dir(root: str | Path) -> Path:
-    return Path(root) / "bronze" / "dicom"
+def dicom_dir(root: str | Path) -> Path | StorePath:
+    return data_root(root) / "bronze" / "dicom"
 
 
 class DicomIndex:
     """StudyInstanceUID -> file path; a missing folder gives an empty index."""
 
-    def __init__(self, folder: str | Path) -> None:
-        self.paths: dict[str, Path] = {}
-        folder = Path(folder)
+    def __init__(self, folder: str | Path | StorePath) -> None:
+        self.paths: dict[str, Path | StorePath] = {}
+        folder = folder if isinstance(folder, StorePath) else Path(folder)
         if not folder.is_dir():
             return
         for p in sorted(folder.glob("*.dcm")):

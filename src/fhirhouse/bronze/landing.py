@@ -26,26 +26,35 @@ from pathlib import Path
 from fhirhouse import faults
 from fhirhouse.store.atomic import write_json_atomic
 from fhirhouse.store.delta import check_cohort_label
+from fhirhouse.store.objects import StorePath, data_root, state_dir
+
+# A Bronze path: a local file or folder, or a key on an object store.
+BronzePath = Path | StorePath
 
 log = logging.getLogger(__name__)
 
 COHORT_PREFIX = "cohort="
 
 
-def bronze_dir(root: str | Path) -> Path:
-    return Path(root) / "bronze"
+def bronze_dir(root: str | Path) -> BronzePath:
+    return data_root(root) / "bronze"
 
 
-def fhir_dir(root: str | Path) -> Path:
+def fhir_dir(root: str | Path) -> BronzePath:
     return bronze_dir(root) / "fhir"
 
 
-def cohort_dir(root: str | Path, cohort: str) -> Path:
+def cohort_dir(root: str | Path, cohort: str) -> BronzePath:
     return fhir_dir(root) / f"{COHORT_PREFIX}{check_cohort_label(cohort)}"
 
 
+def metadata_dir(root: str | Path) -> Path:
+    """Landing's bookkeeping (manifest, plan, index): local state, also for a store root."""
+    return state_dir(root) / "bronze" / "_metadata"
+
+
 def manifest_path(root: str | Path) -> Path:
-    return bronze_dir(root) / "_metadata" / "manifest.json"
+    return metadata_dir(root) / "manifest.json"
 
 
 def default_labels(n: int) -> list[str]:
@@ -83,10 +92,12 @@ def list_cohorts(root: str | Path) -> list[str]:
     return sorted(out)
 
 
-def links_outside(folder: Path, base: Path | None = None) -> list[Path]:
+def links_outside(folder: BronzePath, base: BronzePath | None = None) -> list[Path]:
     """The ``*.json`` symbolic links in ``folder`` that resolve outside ``base`` (default:
     ``folder``) or to nothing. Landing and parsing refuse them: a link must not pull in a file
-    from elsewhere on the machine."""
+    from elsewhere on the machine. An object store has no links."""
+    if isinstance(folder, StorePath) or not folder.is_dir():
+        return []
     base = (base or folder).resolve()
     out = []
     for p in folder.iterdir():
@@ -97,14 +108,14 @@ def links_outside(folder: Path, base: Path | None = None) -> list[Path]:
     return out
 
 
-def _bundle_files(folder: Path, base: Path | None = None) -> list[Path]:
+def _bundle_files(folder: BronzePath, base: BronzePath | None = None) -> list[BronzePath]:
     refused = set(links_outside(folder, base))
     return sorted(
         p for p in folder.iterdir() if p.suffix == ".json" and p.is_file() and p not in refused
     )
 
 
-def cohort_files(root: str | Path, cohort: str) -> list[Path]:
+def cohort_files(root: str | Path, cohort: str) -> list[BronzePath]:
     """The sorted bundle files of one cohort (symbolic links out of Bronze are left out)."""
     d = cohort_dir(root, cohort)
     if not d.is_dir():
@@ -112,7 +123,7 @@ def cohort_files(root: str | Path, cohort: str) -> list[Path]:
     return _bundle_files(d, fhir_dir(root))
 
 
-def cohort_dicom_files(root: str | Path, files: Sequence[Path]) -> list[Path]:
+def cohort_dicom_files(root: str | Path, files: Sequence[BronzePath]) -> list[BronzePath]:
     """The DICOM files of a cohort's bundles, by Coherent naming: a DICOM file is named
     ``<bundle file stem><StudyInstanceUID>.dcm``. Sorted."""
     from fhirhouse.fhir.dicom import uid_from_filename
@@ -129,21 +140,21 @@ def cohort_dicom_files(root: str | Path, files: Sequence[Path]) -> list[Path]:
     return sorted(out)
 
 
-def cohort_inputs(root: str | Path, cohort: str) -> list[Path]:
+def cohort_inputs(root: str | Path, cohort: str) -> list[BronzePath]:
     """Everything a cohort's parse reads from Bronze: its bundles and their DICOM files."""
     files = cohort_files(root, cohort)
     return files + cohort_dicom_files(root, files)
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: BronzePath) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def cohort_digest(files: Sequence[Path]) -> str:
+def cohort_digest(files: Sequence[BronzePath]) -> str:
     """A digest over the names and contents of a cohort's files (order-independent input)."""
     h = hashlib.sha256()
     for p in sorted(files, key=lambda x: x.name):
@@ -154,7 +165,7 @@ def cohort_digest(files: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-def folder_state(files: Sequence[Path]) -> dict[str, object]:
+def folder_state(files: Sequence[BronzePath]) -> dict[str, object]:
     """A cheap fingerprint of a set of files (names, sizes, mtimes) that names none of them."""
     h = hashlib.sha256()
     total = 0
@@ -165,7 +176,7 @@ def folder_state(files: Sequence[Path]) -> dict[str, object]:
     return {"files": len(files), "bytes": total, "fingerprint": h.hexdigest()}
 
 
-def sync_state_file(path: str | Path, files: Sequence[Path]) -> Path:
+def sync_state_file(path: str | Path, files: Sequence[BronzePath]) -> Path:
     """Write ``folder_state(files)`` to ``path`` only when it changed; return ``path``.
 
     Snakemake tracks these small files instead of the bundles themselves, so job listings and
@@ -198,7 +209,7 @@ class LandingResult:
         return sorted(set(self.new) | set(self.replaced))
 
 
-def _landed_index(root: Path) -> dict[str, str]:
+def _landed_index(root: str | Path) -> dict[str, str]:
     """File name -> cohort for every bundle already in Bronze."""
     index: dict[str, str] = {}
     for label in list_cohorts(root):
@@ -210,26 +221,33 @@ def _landed_index(root: Path) -> dict[str, str]:
     return index
 
 
-def _copy_atomic(src: Path, dst: Path) -> str:
-    """Copy ``src`` to ``dst`` through a temporary name; return the SHA-256 of the bytes."""
+def _copy_atomic(src: Path, dst: BronzePath) -> str:
+    """Copy ``src`` to ``dst`` through a temporary name; return the SHA-256 of the bytes.
+
+    On an object store the temporary object is moved by a server-side copy, so ``dst`` never
+    holds part of a file even when the upload fails half-way."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     h = hashlib.sha256()
-    with open(src, "rb") as fin, open(tmp, "wb") as fout:
-        for chunk in iter(lambda: fin.read(1 << 20), b""):
-            h.update(chunk)
-            fout.write(chunk)
-    os.replace(tmp, dst)
+    try:
+        with open(src, "rb") as fin, tmp.open("wb") as fout:
+            for chunk in iter(lambda: fin.read(1 << 20), b""):
+                h.update(chunk)
+                fout.write(chunk)
+        tmp.replace(dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     faults.point("land.after_copy")
     return h.hexdigest()
 
 
 def plan_path(root: str | Path) -> Path:
-    return bronze_dir(root) / "_metadata" / "landing_plan.json"
+    return metadata_dir(root) / "landing_plan.json"
 
 
 def _plan_batch(
-    root: Path, fresh: list[str], labels: list[str], cohort: str | None
+    root: str | Path, fresh: list[str], labels: list[str], cohort: str | None
 ) -> dict[str, str]:
     """The cohort of each new file, written down before the first copy.
 
@@ -250,7 +268,7 @@ def _plan_batch(
 
 
 def landed_index_path(root: str | Path) -> Path:
-    return bronze_dir(root) / "_metadata" / "landed.json"
+    return metadata_dir(root) / "landed.json"
 
 
 def _stat_key(path: Path) -> list[int]:
@@ -258,7 +276,7 @@ def _stat_key(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def _same_bytes(a: Path, b: Path) -> bool:
+def _same_bytes(a: Path, b: BronzePath) -> bool:
     return a.stat().st_size == b.stat().st_size and file_digest(a) == file_digest(b)
 
 
@@ -270,7 +288,6 @@ def land(
     cohort: str | None = None,
 ) -> LandingResult:
     """Land ``source`` into Bronze under ``root`` and write the Bronze manifest."""
-    root = Path(root)
     labels = resolve_labels(cohorts)
     if cohort is not None:
         check_cohort_label(cohort)
@@ -337,7 +354,7 @@ def land(
     return result
 
 
-def _land_dicom(src: Path, dst: Path) -> int:
+def _land_dicom(src: Path, dst: BronzePath) -> int:
     """Copy new or changed ``*.dcm`` files of ``src`` (a source's ``dicom/`` folder) to
     ``<root>/bronze/dicom``; return how many were copied."""
     if not src.is_dir():
@@ -359,8 +376,7 @@ def _land_dicom(src: Path, dst: Path) -> int:
 
 
 def write_manifest(root: str | Path, source: str | Path | None) -> dict[str, object]:
-    """Write ``<root>/bronze/_metadata/manifest.json`` from what is on disk now."""
-    root = Path(root)
+    """Write ``<root>/bronze/_metadata/manifest.json`` from what is in Bronze now."""
     counts: dict[str, int] = {}
     total_bytes = 0
     for label in list_cohorts(root):

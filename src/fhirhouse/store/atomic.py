@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from fhirhouse import faults
+from fhirhouse.store.objects import StorePath
 
 
 def _replace_from_temp(path: Path, write: Any) -> None:
@@ -29,10 +30,16 @@ def _replace_from_temp(path: Path, write: Any) -> None:
         raise
 
 
-def write_json_atomic(path: str | Path, payload: Any, *, sort_keys: bool = True) -> None:
+def write_json_atomic(
+    path: str | Path | StorePath, payload: Any, *, sort_keys: bool = True
+) -> None:
     """Write ``payload`` as indented JSON; readers see the old file or the new one, never half."""
     text = json.dumps(payload, indent=2, sort_keys=sort_keys, default=str, ensure_ascii=False)
     data = (text + "\n").encode("utf-8")
+    if isinstance(path, StorePath):  # a store object appears whole or not at all
+        faults.point("atomic.before_rename", path.parent.name)
+        path.write_bytes(data)
+        return
     _replace_from_temp(Path(path), lambda fh: fh.write(data))
 
 
@@ -51,5 +58,5 @@ def read_arrow(path: str | Path) -> pa.Table:
         return ipc.open_file(source).read_all()
 
 
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+def read_json(path: str | Path | StorePath) -> Any:
+    return json.loads((path if isinstance(path, StorePath) else Path(path)).read_text())

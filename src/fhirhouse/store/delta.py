@@ -23,7 +23,8 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from fhirhouse import faults
-from fhirhouse.store.maintenance import commit_properties
+from fhirhouse.store.maintenance import commit_properties, open_table
+from fhirhouse.store.objects import delta_storage_options, is_uri
 
 log = logging.getLogger(__name__)
 
@@ -62,52 +63,63 @@ class WriteResult:
         return asdict(self)
 
 
-def is_table(path: str | Path) -> bool:
-    return DeltaTable.is_deltatable(str(path))
+def is_table(path: object) -> bool:
+    return DeltaTable.is_deltatable(str(path), delta_storage_options(path))
 
 
-def table_version(path: str | Path) -> int | None:
+def table_version(path: object) -> int | None:
     """The current Delta version, or ``None`` when there is no table."""
     if not is_table(path):
         return None
-    return DeltaTable(str(path)).version()
+    return open_table(path).version()
 
 
-def ensure_table(path: str | Path, schema: pa.Schema, partition_by: list[str]) -> DeltaTable:
+def ensure_table(path: object, schema: pa.Schema, partition_by: list[str]) -> DeltaTable:
     """Open the table, creating it empty (CDF on) when missing; safe against a racing creator."""
-    path = str(path)
+    name = str(path).rstrip("/").rsplit("/", 1)[-1]
     for attempt in range(5):
         if is_table(path):
-            return DeltaTable(path)
+            return open_table(path)
         try:
-            Path(path).mkdir(parents=True, exist_ok=True)
+            if not is_uri(path):
+                Path(str(path)).mkdir(parents=True, exist_ok=True)
             table = DeltaTable.create(
-                path, schema, mode="ignore", partition_by=partition_by, configuration=CDF
+                str(path),
+                schema,
+                mode="ignore",
+                partition_by=partition_by,
+                configuration=CDF,
+                storage_options=delta_storage_options(path),
             )
-            faults.point("delta.after_create", Path(path).name)
+            faults.point("delta.after_create", name)
             return table
         except (CommitFailedError, DeltaError) as exc:  # another writer created it first
             log.info("table creation raced (%s); retrying (%d)", type(exc).__name__, attempt + 1)
             time.sleep(0.05 * (attempt + 1))
-    return DeltaTable(path)
+    return open_table(path)
 
 
-def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    return DeltaTable(str(path)).to_pyarrow_table(columns=columns)
+def read_table(path: object, columns: list[str] | None = None) -> pa.Table:
+    return open_table(path).to_pyarrow_table(columns=columns)
 
 
 def read_partition(
-    path: str | Path, value: str, column: str = "cohort", columns: list[str] | None = None
+    path: object, value: str, column: str = "cohort", columns: list[str] | None = None
 ) -> pa.Table:
     """The rows of one partition of the table at ``path`` (only ``columns`` when given)."""
-    return DeltaTable(str(path)).to_pyarrow_table(filters=[(column, "=", value)], columns=columns)
+    return open_table(path).to_pyarrow_table(filters=[(column, "=", value)], columns=columns)
 
 
-def partition_values(path: str | Path, column: str = "cohort") -> list[str]:
+def partition_values(path: object, column: str = "cohort") -> list[str]:
     """The distinct values of a partition column, sorted; ``[]`` when there is no table."""
     if not is_table(path):
         return []
-    return sorted({p[column] for p in DeltaTable(str(path)).partitions() if column in p})
+    return sorted({p[column] for p in open_table(path).partitions() if column in p})
+
+
+def scan(path: object, version: int | None = None) -> pl.LazyFrame:
+    """A Polars scan of the table at ``path`` (local or on a store), at ``version`` if given."""
+    return pl.scan_delta(str(path), version=version, storage_options=delta_storage_options(path))
 
 
 def _q(name: str) -> str:
@@ -213,7 +225,7 @@ def _merge_until_committed(
 
 
 def write_cohort_slice(
-    path: str | Path,
+    path: object,
     data: pa.Table,
     *,
     key: str,
@@ -229,7 +241,6 @@ def write_cohort_slice(
     the partition by a literal; nothing is committed when the slice is unchanged.
     """
     check_cohort_label(cohort)
-    path = str(path)
     table = ensure_table(path, data.schema, [partition_column])
     merged = _merge_until_committed(
         table,
@@ -246,7 +257,7 @@ def write_cohort_slice(
     if dupes:
         log.warning("%d primary keys of cohort %s also exist in another cohort", dupes, cohort)
     return WriteResult(
-        table_path=path,
+        table_path=str(path),
         cohort=cohort,
         rows=data.num_rows,
         inserted=merged.inserted,
@@ -259,7 +270,7 @@ def write_cohort_slice(
 
 
 def upsert_keys(
-    path: str | Path,
+    path: object,
     data: pa.Table,
     *,
     key: str,
@@ -273,7 +284,7 @@ def upsert_keys(
     Rows with other keys are untouched; unchanged rows (ignoring ``ignore_columns``) are not
     rewritten. One MERGE commit, or none when nothing changed.
     """
-    table = ensure_table(str(path), data.schema, [])
+    table = ensure_table(path, data.schema, [])
     keys = set(data.column(key).to_pylist()) | set(delete_keys)
 
     def read_old(t: DeltaTable) -> pa.Table:
@@ -281,8 +292,8 @@ def upsert_keys(
             return data.schema.empty_table()
         # Polars' Delta scan prunes by the key and reads the string_view columns delta-rs's
         # MERGE writes; pyarrow's dataset filter fails on them (string vs string_view stats).
-        scan = pl.scan_delta(str(path), version=t.version())
-        return scan.filter(pl.col(key).is_in(sorted(keys))).collect().to_arrow()
+        rows = scan(path, version=t.version()).filter(pl.col(key).is_in(sorted(keys)))
+        return rows.collect().to_arrow()
 
     return _merge_until_committed(
         table, data, key, read_old, ignore_columns, None, retries, metadata

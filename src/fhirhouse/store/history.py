@@ -21,6 +21,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 from fhirhouse import faults
 from fhirhouse.store.delta import CDF, ensure_table, is_table
+from fhirhouse.store.objects import state_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,12 @@ INGEST_LOG_SCHEMA = pa.schema(
 
 
 def run_history_path(root: str | Path) -> Path:
-    return Path(root) / "_ops" / "run_history"
+    """Local state, also for an object store root (see :mod:`fhirhouse.store.objects`)."""
+    return state_dir(root) / "_ops" / "run_history"
 
 
 def ingest_log_path(root: str | Path) -> Path:
-    return Path(root) / "silver" / "ingest_log"
+    return state_dir(root) / "silver" / "ingest_log"
 
 
 def append(path: str | Path, table: pa.Table, schema: pa.Schema, retries: int = 5) -> None:

@@ -10,15 +10,25 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 
+from fhirhouse.store.objects import delta_storage_options
+
 log = logging.getLogger(__name__)
 
 META_PREFIX = "fhirhouse."
+
+
+def open_table(path: object, version: int | None = None) -> DeltaTable:
+    """The Delta table at ``path`` (a local path or an ``s3://`` URI), at ``version`` if given."""
+    return DeltaTable(str(path), version=version, storage_options=delta_storage_options(path))
+
+
+def _name(path: object) -> str:
+    return str(path).rstrip("/").rsplit("/", 1)[-1]
 
 
 def commit_properties(metadata: Mapping[str, Any] | None) -> CommitProperties | None:
@@ -51,7 +61,7 @@ def _rows(table: DeltaTable) -> int:
 
 
 def maintain(
-    path: str | Path,
+    path: object,
     *,
     retention_hours: float,
     metadata: Mapping[str, Any] | None = None,
@@ -61,7 +71,7 @@ def maintain(
     ``retention_hours`` still needs. Rows and the current version's content do not change;
     versions older than the retention can no longer be read (or restored) afterwards."""
     started = time.monotonic()
-    table = DeltaTable(str(path))
+    table = open_table(path)
     before_version, files_before, rows = table.version(), len(table.file_uris()), _rows(table)
     compacted = 0
     for attempt in range(retries + 1):
@@ -85,7 +95,7 @@ def maintain(
     table.cleanup_metadata()
     table.update_incremental()
     return Maintained(
-        table=Path(str(path)).name,
+        table=_name(path),
         version_before=before_version,
         version_after=table.version(),
         rows=rows,
@@ -97,11 +107,11 @@ def maintain(
     )
 
 
-def history(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
+def history(path: object, limit: int | None = None) -> list[dict[str, Any]]:
     """One dict per version, newest first: version, time, operation, the fhirhouse run/rule/
     cohort that wrote it (when it was fhirhouse) and the rows it inserted/updated/deleted."""
     out = []
-    for h in DeltaTable(str(path)).history(limit):
+    for h in open_table(path).history(limit):
         metrics = h.get("operationMetrics") or {}
         out.append(
             {
@@ -124,7 +134,7 @@ def partition_files(table: DeltaTable, column: str = "cohort") -> dict[str, set[
     out: dict[str, set[str]] = {}
     for uri in table.file_uris():
         value = ""
-        for part in Path(uri).parent.parts:
+        for part in uri.split("/")[:-1]:
             if part.startswith(f"{column}="):
                 value = part.split("=", 1)[1]
         out.setdefault(value, set()).add(uri)
@@ -132,18 +142,18 @@ def partition_files(table: DeltaTable, column: str = "cohort") -> dict[str, set[
 
 
 def restore(
-    path: str | Path, version: int, metadata: Mapping[str, Any] | None = None
+    path: object, version: int, metadata: Mapping[str, Any] | None = None
 ) -> tuple[int, list[str]]:
     """Make ``version`` the table's current content (as a new version); return the new
     version and the partition values whose files differ from what was current before."""
-    table = DeltaTable(str(path))
+    table = open_table(path)
     if not 0 <= version < table.version():
         raise ValueError(
-            f"{Path(str(path)).name}: version {version} is not an earlier version "
+            f"{_name(path)}: version {version} is not an earlier version "
             f"(current is {table.version()})"
         )
     before = partition_files(table)
-    target = partition_files(DeltaTable(str(path), version=version))
+    target = partition_files(open_table(path, version))
     table.restore(version, commit_properties=commit_properties(metadata))
     table.update_incremental()
     changed = sorted(k for k in before.keys() | target.keys() if before.get(k) != target.get(k))
