@@ -6,8 +6,13 @@ import base64
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +112,20 @@ def make_claims_bundle(pid: str, megabytes: int, n_enc: int = 10) -> dict:
     return bundle
 
 
+def table_frame(path: Any, drop: set[str]) -> Any:
+    """A Delta table (local or ``s3://``) as a sorted Polars frame without the ``drop``
+    columns; lists and structs become JSON text, so frames compare and sort."""
+    import polars as pl
+
+    from fhirhouse.store.objects import delta_storage_options
+
+    df = pl.read_delta(str(path), storage_options=delta_storage_options(path))
+    df = df.drop([c for c in df.columns if c in drop])
+    nested = [c for c, t in df.schema.items() if isinstance(t, pl.List | pl.Struct)]
+    df = df.with_columns([pl.struct(c).struct.json_encode().alias(c) for c in nested])
+    return df.sort(df.columns)
+
+
 def write_bundles(folder: Path, bundles: dict[str, dict]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, bundle in bundles.items():
@@ -144,6 +163,18 @@ def require_shared() -> None:
         pytest.skip("../shared/fixtures is not present next to this checkout")
 
 
+def _snakemake_command(
+    workdir: Path, args: tuple[str, ...], config: dict[str, Any] | None
+) -> tuple[list[str], dict[str, str]]:
+    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
+    cmd += list(args)
+    if config:
+        cmd += ["--config", *(f"{k}={v}" for k, v in config.items())]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("FHIRHOUSE_RUN_ID", None)
+    return cmd, env
+
+
 def snakemake(
     workdir: Path, *args: str, config: dict[str, Any] | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
@@ -151,15 +182,68 @@ def snakemake(
 
     The workflow profile (profiles/default) is loaded exactly as for a user.
     """
-    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
-    cmd += list(args)
-    if config:
-        cmd += ["--config", *(f"{k}={v}" for k, v in config.items())]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("FHIRHOUSE_RUN_ID", None)
+    cmd, env = _snakemake_command(workdir, args, config)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-4000:]}"
         )
     return proc
+
+
+def snakemake_side_by_side(
+    workdir: Path, runs: list[list[str]], config: dict[str, Any]
+) -> list[subprocess.CompletedProcess[str]]:
+    """Start one `snakemake` per argument list at once (same workdir and config), wait for
+    all, and fail unless every one succeeded."""
+    started = []
+    for args in runs:
+        cmd, env = _snakemake_command(workdir, tuple(args), config)
+        started.append(
+            subprocess.Popen(cmd, cwd=workdir, env=env, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        )  # fmt: skip
+    done = []
+    for p in started:
+        out, err = p.communicate(timeout=900)
+        assert p.returncode == 0, err[-3000:]
+        done.append(subprocess.CompletedProcess(p.args, 0, out, err))
+    return done
+
+
+def no_surfaced_conflicts(proc: subprocess.CompletedProcess[str]) -> None:
+    """No failed job, commit conflict, restarted job or traceback reached the user."""
+    out = proc.stdout + proc.stderr
+    for needle in ("Error in rule", "CommitFailed", "Trying to restart job", "Traceback"):
+        assert needle not in out, needle
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's S3 server on a free 127.0.0.1 port, in a process of its own; yields its URL.
+
+    A separate process, not a thread: deltalake holds the GIL in some calls
+    (``is_deltatable``), so a server thread in the caller's process could not answer them."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start on {endpoint}") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -26,7 +26,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import BIN, REPO, SAMPLE
+from conftest import BIN, REPO, SAMPLE, table_frame
 
 from fhirhouse import SILVER_TABLES
 from fhirhouse.jobs import Layout
@@ -86,25 +86,16 @@ def _workdir(base: Path) -> Path:
     return base
 
 
-def _frame(path: Path, drop: set[str]) -> pl.DataFrame:
-    df = pl.read_delta(str(path))
-    df = df.drop([c for c in df.columns if c in drop])
-    # lists and nested values compare (and sort) through their JSON text
-    nested = [c for c, t in df.schema.items() if isinstance(t, pl.List | pl.Struct)]
-    df = df.with_columns([pl.struct(c).struct.json_encode().alias(c) for c in nested])
-    return df.sort(df.columns)
-
-
 def snapshot(root: Path) -> dict[str, Any]:
     """Everything a consumer reads, minus run timestamps: rows, keys, files, corpus stats."""
     layout = Layout.of(root)
     out: dict[str, Any] = {}
     for t in SILVER_TABLES:
-        df = _frame(layout.silver_table(t), RUN_COLUMNS)
+        df = table_frame(layout.silver_table(t), RUN_COLUMNS)
         key = spec(t).key
         assert df.select(pl.struct("cohort", key).is_unique().all()).item(), f"{t} duplicates"
         out[t] = df
-    gold = _frame(layout.gold_table, RUN_COLUMNS)
+    gold = table_frame(layout.gold_table, RUN_COLUMNS)
     assert gold["encounter_id"].is_unique().all()
     out["gold"] = gold
     bronze = root / "bronze" / "fhir"

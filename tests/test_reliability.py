@@ -7,12 +7,19 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import BIN, FIXTURES, REPO, make_bundle, require_shared, snakemake, write_bundles
+from conftest import (
+    FIXTURES,
+    make_bundle,
+    no_surfaced_conflicts,
+    require_shared,
+    snakemake,
+    snakemake_side_by_side,
+    write_bundles,
+)
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.bronze import landing
@@ -51,12 +58,6 @@ def _assert_complete(root: Path, patients: set[str], encounters_per_patient: int
     assert gold["encounter_id"].is_unique().all()
 
 
-def _no_surfaced_conflicts(proc: subprocess.CompletedProcess[str]) -> None:
-    out = proc.stdout + proc.stderr
-    for needle in ("Error in rule", "CommitFailed", "Trying to restart job", "Traceback"):
-        assert needle not in out, needle
-
-
 def _source_of(folder: Path, n: int, odd: bool = False) -> tuple[Path, set[str]]:
     bundles = {f"b{i:03d}.json": make_bundle(f"p-{i:03d}", n_enc=2) for i in range(n)}
     if odd:
@@ -72,7 +73,7 @@ def test_twelve_cohorts_with_four_cores(tmp_path):
     proc = snakemake(
         tmp_path, "--cores", "4", config={"root": root, "source": source, "cohorts": 12}
     )
-    _no_surfaced_conflicts(proc)
+    no_surfaced_conflicts(proc)
     assert landing.list_cohorts(root) == [chr(ord("A") + i) for i in range(12)]
     _assert_complete(root, patients, 2)
     # each table got one commit per cohort, and no cohort's rows ended in another's partition
@@ -89,22 +90,12 @@ def test_two_parallel_invocations_on_disjoint_cohorts(tmp_path):
     config = {"root": root, "source": source, "cohorts": 4}
     # land first (one checkpoint for the whole root), then two backfills side by side
     snakemake(tmp_path, "--cores", "1", str(jobs.Layout.of(root).landing_marker()), config=config)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("FHIRHOUSE_RUN_ID", None)
-    procs = []
-    for cohorts in ("AB", "CD"):
-        targets = [str(jobs.Layout.of(root).gold_marker(c)) for c in cohorts]
-        cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path)]
-        cmd += ["--cores", "2", *targets, "--config", f"root={root}", f"source={source}"]
-        cmd += ["cohorts=4"]
-        procs.append(
-            subprocess.Popen(cmd, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
-        )  # fmt: skip
-    for p in procs:
-        out, err = p.communicate(timeout=900)
-        assert p.returncode == 0, err[-3000:]
-        _no_surfaced_conflicts(subprocess.CompletedProcess(p.args, 0, out, err))
+    runs = [
+        ["--cores", "2", *[str(jobs.Layout.of(root).gold_marker(c)) for c in cohorts]]
+        for cohorts in ("AB", "CD")
+    ]
+    for proc in snakemake_side_by_side(tmp_path, runs, config):
+        no_surfaced_conflicts(proc)
     snakemake(tmp_path, "--cores", "2", config=config)  # the manifest and whole-table checks
     _assert_complete(root, patients, 2)
 
