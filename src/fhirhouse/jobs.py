@@ -4,8 +4,8 @@ Rule scripts and ``fhirhouse run`` call these same functions, so no transform lo
 twice. Each job ends by writing its JSON marker atomically; a marker always carries content
 (versions, counts, digests, run id), so Snakemake sees real changes across invocations.
 
-Layout under ``root`` (for an ``s3://`` root, the first three and ``gold/`` are on the
-store and the rest in the local state folder, see :class:`Layout`)::
+Layout under ``root`` (for an ``s3://`` root the first three lines are on the store and
+the rest is in the local state folder, see :class:`Layout`)::
 
     bronze/fhir/cohort=<c>/*.json           raw bundles
     silver/<table>/                         Delta, partitioned by cohort, CDF on
