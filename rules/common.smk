@@ -1,22 +1,16 @@
 # Helpers only: paths, cohort discovery and target lists. No rules here.
-import os
 from pathlib import Path
 
 from fhirhouse import SILVER_TABLES
 from fhirhouse.bronze.landing import cohort_inputs, list_cohorts, sync_state_file
 from fhirhouse.jobs import Layout, record_invocation, resolve_source
-from fhirhouse.store.objects import STATE_DIR_ENV, default_state_dir, is_uri
+from fhirhouse.store.objects import export_state_dir, is_uri
 
 # `root` is a local folder, or an s3:// URI for the data (Bronze, Silver, Gold) with local
 # state (markers, staging, logs, checks) in `state_dir`. The variable is exported so that
 # every job, also one submitted to a cluster, resolves the same state folder.
 ROOT = config["root"] if is_uri(config["root"]) else Path(config["root"])
-if is_uri(ROOT):
-    os.environ[STATE_DIR_ENV] = str(
-        Path(config["state_dir"]).resolve()
-        if config.get("state_dir")
-        else Path(os.environ.get(STATE_DIR_ENV) or default_state_dir(ROOT)).resolve()
-    )
+export_state_dir(ROOT, config.get("state_dir"))
 LAYOUT = Layout.of(ROOT)
 STATE = LAYOUT.root
 MARKERS = LAYOUT.markers

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from fhirhouse.bronze.landing import cohort_inputs, list_cohorts, sync_state_fil
 from fhirhouse.bronze.synth import SYNTH_FIELDS
 from fhirhouse.config import ConfigError, load_config
 from fhirhouse.store.delta import check_cohort_label
-from fhirhouse.store.objects import STATE_DIR_ENV, is_uri, state_dir
+from fhirhouse.store.objects import export_state_dir, is_uri, state_dir
 
 log = logging.getLogger("fhirhouse.cli")
 
@@ -40,8 +39,7 @@ def _root_args(parser: argparse.ArgumentParser) -> None:
 def _export_state_dir(args: argparse.Namespace) -> None:
     """For an s3:// root, make the configured state folder the one every job uses."""
     cfg = load_config(args.config, {"root": args.root, "state_dir": args.state_dir})
-    if is_uri(cfg["root"]) and cfg.get("state_dir"):
-        os.environ[STATE_DIR_ENV] = str(Path(cfg["state_dir"]).resolve())
+    export_state_dir(cfg["root"], cfg.get("state_dir"))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from fhirhouse import faults
-from fhirhouse.store.maintenance import commit_properties, open_table
+from fhirhouse.store.maintenance import commit_properties, open_table, table_name
 from fhirhouse.store.objects import delta_storage_options, is_uri
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def table_version(path: object) -> int | None:
 
 def ensure_table(path: object, schema: pa.Schema, partition_by: list[str]) -> DeltaTable:
     """Open the table, creating it empty (CDF on) when missing; safe against a racing creator."""
-    name = str(path).rstrip("/").rsplit("/", 1)[-1]
+    name = table_name(path)
     for attempt in range(5):
         if is_table(path):
             return open_table(path)
@@ -195,7 +195,7 @@ def _merge_until_committed(
         changes, ins, upd, dele = diff_slice(old, data, key, ignore_columns)
         if changes.num_rows == 0:
             return MergeCounts()
-        name = Path(table.table_uri.rstrip("/")).name
+        name = table_name(table.table_uri)
         faults.point("delta.before_commit", name)
         try:
             (

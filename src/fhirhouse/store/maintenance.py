@@ -27,7 +27,8 @@ def open_table(path: object, version: int | None = None) -> DeltaTable:
     return DeltaTable(str(path), version=version, storage_options=delta_storage_options(path))
 
 
-def _name(path: object) -> str:
+def table_name(path: object) -> str:
+    """The last part of a table's path or URI (``patient``, ``encounter_summary``)."""
     return str(path).rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -95,7 +96,7 @@ def maintain(
     table.cleanup_metadata()
     table.update_incremental()
     return Maintained(
-        table=_name(path),
+        table=table_name(path),
         version_before=before_version,
         version_after=table.version(),
         rows=rows,
@@ -149,7 +150,7 @@ def restore(
     table = open_table(path)
     if not 0 <= version < table.version():
         raise ValueError(
-            f"{_name(path)}: version {version} is not an earlier version "
+            f"{table_name(path)}: version {version} is not an earlier version "
             f"(current is {table.version()})"
         )
     before = partition_files(table)

@@ -58,6 +58,15 @@ def state_dir(root: str | Path) -> Path:
     return Path(env).resolve() if env else default_state_dir(str(root))
 
 
+def export_state_dir(root: str | Path, configured: str | Path | None) -> None:
+    """For an ``s3://`` root, fix the state folder for this process and every process it
+    starts (Snakemake jobs, also submitted ones): ``configured`` (config ``state_dir``),
+    else ``$FHIRHOUSE_STATE_DIR``, else the default, made absolute. A local root: nothing."""
+    if is_uri(root):
+        chosen = configured or os.environ.get(STATE_DIR_ENV) or default_state_dir(str(root))
+        os.environ[STATE_DIR_ENV] = str(Path(chosen).resolve())
+
+
 def data_root(root: str | Path) -> Path | StorePath:
     """Where the data of ``root`` lives: a local path, or a :class:`StorePath`."""
     return StorePath(str(root)) if is_uri(root) else Path(root)
