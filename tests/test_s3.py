@@ -21,15 +21,17 @@ from conftest import (
     no_surfaced_conflicts,
     snakemake,
     snakemake_side_by_side,
+    table_frame,
     write_bundles,
 )
 from deltalake import DeltaTable, write_deltalake
 
-from fhirhouse import SILVER_TABLES, jobs
+from fhirhouse import SILVER_TABLES, cli, jobs
 from fhirhouse.bronze import landing
+from fhirhouse.bronze.synth import write_corpus
 from fhirhouse.silver.registry import spec
 from fhirhouse.store import delta, objects
-from fhirhouse.store.objects import StorePath
+from fhirhouse.store.objects import STATE_DIR_ENV, StorePath
 
 pytestmark = pytest.mark.workflow
 
@@ -203,9 +205,6 @@ def test_two_parallel_invocations_on_disjoint_cohorts(bucket, tmp_path):
 
 
 def test_cli_run_status_history_maintain_rollback_on_s3(bucket, tmp_path, monkeypatch, capsys):
-    from fhirhouse import cli
-    from fhirhouse.store.objects import STATE_DIR_ENV
-
     source, patients = _source(tmp_path / "src", 4)
     root, state = f"s3://{bucket}/lake", tmp_path / "state"
     monkeypatch.chdir(tmp_path)
@@ -244,12 +243,7 @@ def test_a_generated_corpus_with_dicom_builds_the_same_on_s3_as_locally(
     bucket, tmp_path, monkeypatch
 ):
     """Every Silver table and Gold, DICOM-derived columns included, equal row for row."""
-    from conftest import table_frame
-
-    from fhirhouse import cli
-    from fhirhouse.bronze.synth import write_corpus
-
-    monkeypatch.chdir(tmp_path)  # the default state folder is under the working directory
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))  # main() exports it again
     corpus = tmp_path / "corpus"
     assert write_corpus(corpus, 6, 7)["dicom_files"] > 0
     local, remote = tmp_path / "local", f"s3://{bucket}/lake"
