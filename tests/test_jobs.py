@@ -54,6 +54,31 @@ def test_bad_files_are_quarantined_and_the_rest_builds(tmp_path):
     assert "bad-note" not in notes.column("note_id").to_pylist()
 
 
+def test_the_parse_digest_equals_one_that_reads_every_file_again(tmp_path):
+    """The parse job digests the bundles from the bytes it parsed (and reads only the DICOM
+    files again); the result equals the Bronze job's digest, which reads every file."""
+    import hashlib
+
+    from fhirhouse.bronze.landing import cohort_digest, cohort_inputs
+    from fhirhouse.bronze.synth import write_corpus
+
+    src = tmp_path / "src"
+    assert write_corpus(src, 4, 3)["dicom_files"] > 0
+    (src / "broken.json").write_bytes(b'{"resourceType": "Bundle", "entry": [')
+    root = tmp_path / "root"
+    jobs.land_job(root, src, cohorts=1)
+    bronze = jobs.bronze_cohort_job(root, "A")
+    parse = jobs.parse_cohort_job(root, "A")
+    assert bronze["dicom_files"] > 0 and parse["quarantined_files"] == 1
+    assert parse["input_digest"] == bronze["input_digest"]
+    assert parse["input_digest"] == cohort_digest(cohort_inputs(root, "A"))
+    q = json.loads(jobs.Layout.of(root).quarantine("A").read_text())
+    broken = next(e for e in q["entries"] if e["kind"] == "file")
+    data = (src / "broken.json").read_bytes()
+    assert broken["sha256"] == hashlib.sha256(data).hexdigest()
+    assert broken["bytes"] == len(data)
+
+
 def test_every_table_exists_with_cdf_even_when_empty(tmp_path):
     src = write_bundles(tmp_path / "src", {"a.json": make_bundle()})
     root = tmp_path / "root"

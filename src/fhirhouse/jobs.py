@@ -264,16 +264,17 @@ class CohortParse:
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     files: int = 0
     bytes: int = 0
+    sha256: dict[str, str] = field(default_factory=dict)  # file name -> digest of its bytes
 
 
 def _quarantine_entry(
-    cohort: str, name: str, data: bytes, kind: str, reason: str, **extra: Any
+    cohort: str, name: str, sha256: str, size: int, kind: str, reason: str, **extra: Any
 ) -> dict[str, Any]:
     return {
         "cohort": cohort,
         "file_ref": redact(name),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "bytes": len(data),
+        "sha256": sha256,
+        "bytes": size,
         "kind": kind,
         "reason": reason,
         **extra,
@@ -296,6 +297,7 @@ def parse_files(cohort: str, files: list[Path], dicom: DicomIndex | None) -> Coh
         data = path.read_bytes()
         out.files += 1
         out.bytes += len(data)
+        sha256 = out.sha256[path.name] = hashlib.sha256(data).hexdigest()
         try:
             parsed = parse_bundle(load_bundle(data), resolver)
         except orjson.JSONDecodeError as exc:
@@ -307,7 +309,9 @@ def parse_files(cohort: str, files: list[Path], dicom: DicomIndex | None) -> Coh
         else:
             reason = None
         if reason is not None:
-            out.quarantine.append(_quarantine_entry(cohort, path.name, data, "file", reason))
+            out.quarantine.append(
+                _quarantine_entry(cohort, path.name, sha256, len(data), "file", reason)
+            )
             log.warning("bundle %s quarantined: %s", redact(path.name), reason)
             continue
         if parsed.issues:
@@ -323,7 +327,8 @@ def parse_files(cohort: str, files: list[Path], dicom: DicomIndex | None) -> Coh
                 _quarantine_entry(
                     cohort,
                     path.name,
-                    data,
+                    sha256,
+                    len(data),
                     "resource",
                     issue.reason,
                     resource_type=issue.resource_type,
@@ -414,7 +419,10 @@ def parse_cohort_job(
         "dicom_files_indexed": len(dicom),
         "rows": rows,
         "ingest_timestamp": ingest_ts.isoformat(),
-        "input_digest": landing.cohort_digest(landing.cohort_inputs(root, cohort)),
+        # the bundles' digests from the bytes parsed above: no second read of the cohort
+        "input_digest": landing.cohort_digest(
+            landing.cohort_inputs(root, cohort, files), known=parsed.sha256
+        ),
         "seconds": round(elapsed, 3),
     }
     return write_marker(marker or layout.parse_marker(cohort), "parse", payload)

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,9 +140,12 @@ def cohort_dicom_files(root: str | Path, files: Sequence[BronzePath]) -> list[Br
     return sorted(out)
 
 
-def cohort_inputs(root: str | Path, cohort: str) -> list[BronzePath]:
-    """Everything a cohort's parse reads from Bronze: its bundles and their DICOM files."""
-    files = cohort_files(root, cohort)
+def cohort_inputs(
+    root: str | Path, cohort: str, files: Sequence[BronzePath] | None = None
+) -> list[BronzePath]:
+    """Everything a cohort's parse reads from Bronze: its bundles and their DICOM files.
+    ``files``: the cohort's bundles when the caller has listed them already."""
+    files = cohort_files(root, cohort) if files is None else list(files)
     return files + cohort_dicom_files(root, files)
 
 
@@ -154,13 +157,15 @@ def file_digest(path: BronzePath) -> str:
     return h.hexdigest()
 
 
-def cohort_digest(files: Sequence[BronzePath]) -> str:
-    """A digest over the names and contents of a cohort's files (order-independent input)."""
+def cohort_digest(files: Sequence[BronzePath], known: Mapping[str, str] | None = None) -> str:
+    """A digest over the names and contents of a cohort's files (order-independent input).
+
+    ``known`` maps file names to the SHA-256 of bytes already read; other files are read."""
     h = hashlib.sha256()
     for p in sorted(files, key=lambda x: x.name):
         h.update(p.name.encode("utf-8"))
         h.update(b"\0")
-        h.update(file_digest(p).encode("ascii"))
+        h.update(((known or {}).get(p.name) or file_digest(p)).encode("ascii"))
         h.update(b"\n")
     return h.hexdigest()
 
