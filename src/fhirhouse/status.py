@@ -89,7 +89,7 @@ def cohort_statuses(root: str | Path) -> list[CohortStatus]:
         files = cohort_files(root, cohort)
         bronze_m = layout.bronze_marker(cohort)
         state_file = layout.bronze_state(cohort)
-        state_now = folder_state(cohort_inputs(root, cohort))
+        state_now = folder_state(cohort_inputs(root, cohort, files))
         changed = _read(state_file) != state_now or _mtime(bronze_m) < _mtime(state_file)
         silver_m = _read(layout.silver_cohort_marker(cohort))
         gold_m = _read(layout.gold_marker(cohort))
@@ -240,15 +240,15 @@ def render_table_history(root: str | Path, name: str, last: int = 10) -> str:
         f"{'version':>7}  {'committed (UTC)':<22}{'operation':<17}{'run id':<14}"
         f"{'rule':<22}{'cohort':<8}{'+rows':>7}{'~rows':>7}{'-rows':>7}"
     ]
+
+    def cell(x: Any, width: int) -> str:
+        return ("-" if x is None else str(x))[: width - 1].ljust(width)
+
+    def num(x: Any) -> str:
+        return ("-" if x is None else str(x)).rjust(7)
+
     for v in history(path, last):
         when = dt.datetime.fromtimestamp((v["timestamp"] or 0) / 1000, dt.UTC)
-
-        def cell(x: Any, width: int) -> str:
-            return ("-" if x is None else str(x))[: width - 1].ljust(width)
-
-        def num(x: Any) -> str:
-            return ("-" if x is None else str(x)).rjust(7)
-
         lines.append(
             f"{v['version']:>7}  {when:%Y-%m-%d %H:%M:%S}   {cell(v['operation'], 17)}"
             f"{cell(v['run_id'], 14)}{cell(v['rule'], 22)}{cell(v['cohort'], 8)}"
