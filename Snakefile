@@ -2,7 +2,7 @@
 
 snakemake --cores 4                                   land and build everything
 snakemake --dag | dot -Tsvg > dag.svg                 the job graph
-snakemake data/_markers/silver/cohort=B.json --forcerun parse   backfill cohort B
+snakemake data/_markers/gold/cohort=B.json --forcerun silver --cores 2   backfill cohort B
 snakemake maintain --cores 2                          compact, checkpoint, vacuum (on demand)
 """
 
@@ -32,7 +32,6 @@ include: "rules/common.smk"
 include: "rules/bronze.smk"
 include: "rules/silver.smk"
 include: "rules/gold.smk"
-include: "rules/checks.smk"
 include: "rules/report.smk"
 include: "rules/maintain.smk"
 
@@ -42,11 +41,11 @@ report: "report/workflow.rst"
 
 # One run-history row per invocation, next to the rows each job writes for itself.
 onsuccess:
-    record_invocation(config["root"], "success", log)
+    finish("success", log)
 
 
 onerror:
-    record_invocation(config["root"], "failed", log)
+    finish("failed", log)
 
 
 rule all:
@@ -55,7 +54,7 @@ rule all:
         all_targets,
 
 
-# Bronze and Silver of every cohort, no Gold: the target of `fhirhouse watch --source`.
-rule silver:
+# Bronze and Silver of every cohort, no Gold: the target of `fhirhouse watch`.
+rule all_silver:
     input:
-        lambda wc: [str(LAYOUT.silver_cohort_marker(c)) for c in cohorts()],
+        lambda wc: silver_markers(),

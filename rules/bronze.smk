@@ -1,4 +1,6 @@
-# Bronze: land source bundles into cohort folders, then describe each cohort.
+# Bronze: land source bundles into cohort folders, then describe each cohort. Both run
+# inside the Snakemake process (localrule + run:, with the profile's force-use-threads):
+# bookkeeping that starts no interpreter.
 
 
 rule synth:
@@ -25,16 +27,25 @@ checkpoint land:
         str(LAYOUT.landing_marker()),
     log:
         str(LOGS / "land.log"),
-    benchmark:
-        str(BENCH / "land.tsv")
-    conda:
-        "../envs/fhirhouse.yaml"
+    localrule: True
     params:
         source=str(SOURCE) if SOURCE else None,
         cohorts=config["cohorts"],
         cohort=config.get("cohort"),
-    script:
-        "../scripts/land.py"
+    run:
+        from fhirhouse.jobs.bronze import land_job
+
+        in_snakemake(
+            rule,
+            log,
+            wildcards,
+            land_job,
+            config["root"],
+            params.source,
+            cohorts=params.cohorts,
+            cohort=params.cohort,
+            marker=output[0],
+        )
 
 
 # The landing marker is an input for lineage and ordering only: ancient() keeps a re-landing
@@ -44,12 +55,19 @@ rule bronze:
         landing=ancient(str(LAYOUT.landing_marker())),
         state=bronze_state,
     output:
-        str(MARKERS / "bronze" / "cohort={cohort}.json"),
+        str(LAYOUT.bronze_marker("{cohort}")),
     log:
         str(LOGS / "bronze" / "cohort={cohort}.log"),
-    benchmark:
-        str(BENCH / "bronze" / "cohort={cohort}.tsv")
-    conda:
-        "../envs/fhirhouse.yaml"
-    script:
-        "../scripts/bronze_cohort.py"
+    localrule: True
+    run:
+        from fhirhouse.jobs.bronze import bronze_cohort_job
+
+        in_snakemake(
+            rule,
+            log,
+            wildcards,
+            bronze_cohort_job,
+            config["root"],
+            wildcards.cohort,
+            output[0],
+        )

@@ -1,9 +1,20 @@
-# Helpers only: paths, cohort discovery and target lists. No rules here.
+# Helpers only: paths, cohort discovery, input functions and target lists. No rules here.
+# Only light modules are imported: this file is read on every invocation, also a no-op one.
+import os
 from pathlib import Path
 
 from fhirhouse import SILVER_TABLES
-from fhirhouse.bronze.landing import cohort_inputs, list_cohorts, sync_state_file
-from fhirhouse.jobs import Layout, record_invocation, resolve_source
+from fhirhouse.bronze.landing import (
+    cohort_files,
+    cohort_inputs,
+    list_cohorts,
+    sync_state_file,
+)
+from fhirhouse.jobs import parse_workers
+from fhirhouse.jobs.bronze import resolve_source
+from fhirhouse.jobs.ops import table_names
+from fhirhouse.jobs.runlog import record_invocation
+from fhirhouse.layout import COHORT_LABEL, Layout
 from fhirhouse.store.objects import export_state_dir, is_uri
 
 # `root` is a local folder, or an s3:// URI for the data (Bronze, Silver, Gold) with local
@@ -14,9 +25,8 @@ export_state_dir(ROOT, config.get("state_dir"))
 LAYOUT = Layout.of(ROOT)
 STATE = LAYOUT.root
 MARKERS = LAYOUT.markers
-STAGING = STATE / "_staging" / "silver"
-LOGS = STATE / "_logs"
-BENCH = STATE / "_benchmarks"
+LOGS = LAYOUT.logs
+BENCH = LAYOUT.benchmarks
 # Declared only for a local root: an s3:// object is no Snakemake output (the marker is).
 MANIFEST_OUTPUT = {} if is_uri(ROOT) else {"manifest": str(LAYOUT.corpus_manifest)}
 TABLES = list(SILVER_TABLES)
@@ -25,11 +35,11 @@ _checks = config.get("checks") or {}
 CHECK_POLICY = _checks.get("on_failure", "warn")
 SILVER_OVERRIDES = _checks.get("silver") or {}
 GOLD_MAX_AGE = (_checks.get("gold") or {}).get("max_age", 130)
-COHORT_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 
 wildcard_constraints:
-    cohort=COHORT_PATTERN,
+    cohort=COHORT_LABEL.pattern.strip("^$"),
+    table="|".join(TABLES),
 
 
 SYNTH_DIR = LAYOUT.synth_dir
@@ -70,35 +80,57 @@ def bronze_state(wildcards):
     return str(sync_state_file(LAYOUT.bronze_state(wildcards.cohort), files))
 
 
-def silver_markers(cohort):
-    return [str(LAYOUT.silver_marker(t, cohort)) for t in TABLES]
+def silver_threads(wildcards):
+    """Cores for a cohort's Silver job: one per share of bundle bytes worth a worker (up to
+    --cores; on a cluster, where --cores is not set, up to this machine's count)."""
+    size = sum(p.stat().st_size for p in cohort_files(ROOT, wildcards.cohort))
+    try:
+        cores = workflow.cores
+    except WorkflowError:
+        cores = os.cpu_count() or 1
+    return parse_workers(size, cores)
 
 
-def gold_manifest_inputs():
-    """Every cohort's Gold marker and Gold checks, and the whole-table Silver checks."""
-    cs = cohorts()
-    return (
-        [str(LAYOUT.gold_marker(c)) for c in cs]
-        + [str(LAYOUT.check_gold(c)) for c in cs]
-        + [str(LAYOUT.check_table(t)) for t in TABLES]
-    )
+def silver_markers():
+    return [str(LAYOUT.silver_cohort_marker(c)) for c in cohorts()]
+
+
+def gold_manifest_inputs(wildcards):
+    """Every cohort's Silver and Gold marker."""
+    return silver_markers() + [str(LAYOUT.gold_marker(c)) for c in cohorts()]
 
 
 def all_targets(wildcards):
-    silver = [str(LAYOUT.silver_cohort_marker(c)) for c in cohorts()]
-    return silver + [
+    return silver_markers() + [
         str(LAYOUT.gold_manifest_marker()),
-        str(STATE / "_report" / "gold_encounter_summary.html"),
+        str(LAYOUT.report_dir / "gold_encounter_summary.html"),
     ]
 
 
-# Maintenance (rules/maintain.smk): every Delta table, each under its writer resource.
+def in_snakemake(rule, log, wildcards, job, *args, **kwargs):
+    """Run a bookkeeping job inside this process (see the profile's `force-use-threads`)."""
+    from fhirhouse.jobs.rule import run_in_snakemake
+
+    cohort = getattr(wildcards, "cohort", None)
+    run_in_snakemake(log[0], config["root"], rule, cohort, job, *args, **kwargs)
+
+
+def finish(status, log):
+    """The invocation's run-history row; then end Snakemake's pending rate-limit timers,
+    which would otherwise keep the finished process alive for up to a second."""
+    import threading
+
+    record_invocation(config["root"], status, log)
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
+
+
+# Maintenance (rules/maintain.smk): every Delta table; Gold under the Gold writer limit.
 MAINTAIN = MARKERS / "maintain"
 RETENTION_HOURS = (config.get("maintenance") or {}).get("retention_hours", 168)
-MAINTAINED = [*TABLES, "gold", "run_history", "ingest_log"]
+MAINTAINED = table_names()
 
 
 def maintain_resources(table):
-    if table in TABLES:
-        return {f"silver_{table}_writer": 1}
     return {"gold_writer": 1} if table == "gold" else {}

@@ -1,36 +1,45 @@
-# Gold: gold.encounter_summary recomputed per cohort, then the corpus manifest.
+# Gold: one job per cohort recomputes the Gold rows of the patients whose Silver changed and
+# checks them; then one job checks every Silver table whole and writes the corpus manifest.
 
 
 rule gold:
     input:
-        silver=str(MARKERS / "silver" / "cohort={cohort}.json"),
-        checks=lambda wc: [str(LAYOUT.check_cohort(t, wc.cohort)) for t in TABLES],
+        str(LAYOUT.silver_cohort_marker("{cohort}")),
     output:
-        str(MARKERS / "gold" / "cohort={cohort}.json"),
+        marker=str(LAYOUT.gold_marker("{cohort}")),
+        checks=str(LAYOUT.check_gold("{cohort}")),
+        md=str(LAYOUT.check_gold_md("{cohort}")),
     log:
         str(LOGS / "gold" / "cohort={cohort}.log"),
     benchmark:
         str(BENCH / "gold" / "cohort={cohort}.tsv")
-    retries: 3
     conda:
         "../envs/fhirhouse.yaml"
     resources:
         gold_writer=1,
+    params:
+        policy=CHECK_POLICY,
+        max_age=GOLD_MAX_AGE,
     script:
-        "../scripts/gold_cohort.py"
+        "../scripts/gold.py"
 
 
 rule gold_manifest:
     input:
-        lambda wc: gold_manifest_inputs(),
+        gold_manifest_inputs,
     output:
         **MANIFEST_OUTPUT,
         marker=str(LAYOUT.gold_manifest_marker()),
+        checks=expand(str(LAYOUT.check_table("{table}")), table=TABLES),
+        md=str(LAYOUT.check_tables_md()),
     log:
         str(LOGS / "gold" / "manifest.log"),
     benchmark:
         str(BENCH / "gold" / "manifest.tsv")
     conda:
         "../envs/fhirhouse.yaml"
+    params:
+        policy=CHECK_POLICY,
+        overrides=SILVER_OVERRIDES,
     script:
         "../scripts/gold_manifest.py"

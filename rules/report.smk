@@ -7,7 +7,7 @@ rule report_pages:
     output:
         **{
             t: report(
-                str(STATE / "_report" / f"silver_{t}.html"),
+                str(LAYOUT.report_dir / f"silver_{t}.html"),
                 caption="../report/silver_table.rst",
                 category="Silver",
                 subcategory=t,
@@ -16,7 +16,7 @@ rule report_pages:
             for t in TABLES
         },
         gold=report(
-            str(STATE / "_report" / "gold_encounter_summary.html"),
+            str(LAYOUT.report_dir / "gold_encounter_summary.html"),
             caption="../report/gold.rst",
             category="Gold",
             labels={"table": "gold.encounter_summary"},

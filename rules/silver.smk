@@ -1,62 +1,39 @@
-# Silver: parse each cohort once into ten staged Arrow tables, then one write job per table.
+# Silver: one job per cohort parses the bundles that changed (on `threads` processes when
+# there is enough to parse), writes its slice of all ten tables and checks the slice.
 
 
-rule parse:
+rule silver:
     input:
-        bronze=str(MARKERS / "bronze" / "cohort={cohort}.json"),
+        str(LAYOUT.bronze_marker("{cohort}")),
     output:
-        marker=str(MARKERS / "parse" / "cohort={cohort}.json"),
-        staged=expand(
-            str(STAGING / "cohort={{cohort}}" / "{table}.arrow"), table=TABLES
-        ),
-    log:
-        str(LOGS / "parse" / "cohort={cohort}.log"),
-    benchmark:
-        str(BENCH / "parse" / "cohort={cohort}.tsv")
-    conda:
-        "../envs/fhirhouse.yaml"
-    params:
-        tables=TABLES,
-    script:
-        "../scripts/parse_cohort.py"
-
-
-# One rule per table, so the rule graph shows ten Silver nodes and one table can be rebuilt
-# alone (`--forcerun silver_observation`). Each holds its table's writer resource.
-for _table in TABLES:
-
-    rule:
-        name:
-            f"silver_{_table}"
-        input:
-            staged=str(STAGING / "cohort={cohort}" / f"{_table}.arrow"),
-        output:
-            str(MARKERS / "silver" / _table / "cohort={cohort}.json"),
-        log:
-            str(LOGS / "silver" / _table / "cohort={cohort}.log"),
-        benchmark:
-            str(BENCH / "silver" / _table / "cohort={cohort}.tsv")
-        retries: 3
-        conda:
-            "../envs/fhirhouse.yaml"
-        resources:
-            **{f"silver_{_table}_writer": 1},
-        params:
-            table=_table,
-        script:
-            "../scripts/write_silver.py"
-
-
-rule silver_cohort:
-    input:
-        lambda wc: silver_markers(wc.cohort),
-    output:
-        str(MARKERS / "silver" / "cohort={cohort}.json"),
+        marker=str(LAYOUT.silver_cohort_marker("{cohort}")),
+        checks=expand(str(LAYOUT.check_cohort("{table}", "{{cohort}}")), table=TABLES),
+        md=str(LAYOUT.check_cohort_md("{cohort}")),
     log:
         str(LOGS / "silver" / "cohort={cohort}.log"),
+    benchmark:
+        str(BENCH / "silver" / "cohort={cohort}.tsv")
     conda:
         "../envs/fhirhouse.yaml"
+    threads: silver_threads
     params:
-        tables=TABLES,
+        policy=CHECK_POLICY,
+        overrides=SILVER_OVERRIDES,
     script:
-        "../scripts/silver_cohort.py"
+        "../scripts/silver.py"
+
+
+# On demand only (nothing depends on it): rewrite one table's cohort partition from the
+# parse cache, without reading a bundle, e.g.
+#   snakemake data/_markers/silver/observation/cohort=B.json --forcerun silver_table
+rule silver_table:
+    input:
+        str(LAYOUT.silver_cohort_marker("{cohort}")),
+    output:
+        str(LAYOUT.silver_marker("{table}", "{cohort}")),
+    log:
+        str(LOGS / "silver" / "{table}" / "cohort={cohort}.log"),
+    conda:
+        "../envs/fhirhouse.yaml"
+    script:
+        "../scripts/silver_table.py"

@@ -1,10 +1,24 @@
-"""Rule `gold_manifest`: write the corpus manifest from the current Gold and Silver."""
+"""Rule `gold_manifest`: whole-table checks of every Silver table, then the corpus manifest."""
 
-from fhirhouse import jobs, logs
+from fhirhouse import SILVER_TABLES
+from fhirhouse.jobs.corpus import check_tables_job, gold_manifest_job
+from fhirhouse.jobs.rule import run_rule
 
-root = snakemake.config["root"]
-logs.configure(snakemake.log[0])
-with jobs.recorded(root, snakemake.rule) as record:
-    record.marker = jobs.gold_manifest_job(
-        root, manifest=getattr(snakemake.output, "manifest", None), marker=snakemake.output.marker
+
+def check_then_write(root, **kwargs):
+    check_tables_job(
+        root,
+        overrides=snakemake.params.overrides,
+        policy=snakemake.params.policy,
+        outputs=dict(zip(SILVER_TABLES, snakemake.output.checks, strict=True)),
+        markdown=snakemake.output.md,
     )
+    return gold_manifest_job(root, **kwargs)
+
+
+run_rule(
+    snakemake,
+    check_then_write,
+    manifest=getattr(snakemake.output, "manifest", None),
+    marker=snakemake.output.marker,
+)

@@ -1,13 +1,12 @@
 """Rules `maintain_<table>`: compact, checkpoint and vacuum one Delta table."""
 
-from fhirhouse import jobs, logs
+from fhirhouse.jobs.ops import maintain_job
+from fhirhouse.jobs.rule import run_rule
 
-root = snakemake.config["root"]
-logs.configure(snakemake.log[0])
-with jobs.recorded(root, snakemake.rule) as record:
-    record.marker = jobs.maintain_job(
-        root,
-        [snakemake.params.table],
-        retention_hours=snakemake.params.retention_hours,
-        marker=snakemake.output[0],
-    )
+run_rule(
+    snakemake,
+    maintain_job,
+    [snakemake.params.table],
+    retention_hours=snakemake.params.retention_hours,
+    marker=snakemake.output[0],
+)

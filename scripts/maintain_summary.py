@@ -1,6 +1,7 @@
 """Rule `maintain`: gather the per-table maintenance results into _ops/maintenance.json."""
 
-from fhirhouse import jobs, logs
+from fhirhouse import logs
+from fhirhouse.jobs.ops import maintenance_summary
 
 logs.configure(snakemake.log[0])
-jobs.maintenance_summary(list(snakemake.input), snakemake.params.summary)
+maintenance_summary(list(snakemake.input), snakemake.params.summary)

@@ -1,13 +1,14 @@
 """Rule `synth`: generate the default synthetic corpus."""
 
-from fhirhouse import jobs, logs
+from fhirhouse.jobs.bronze import synth_job
+from fhirhouse.jobs.rule import run_rule
 
-root = snakemake.config["root"]
-logs.configure(snakemake.log[0])
-with jobs.recorded(root, snakemake.rule) as record:
-    record.marker = jobs.synth_job(
+run_rule(
+    snakemake,
+    lambda root: synth_job(
         snakemake.params.out,
         snakemake.params.patients,
         snakemake.params.seed,
         marker=snakemake.output[0],
-    )
+    ),
+)

@@ -135,16 +135,15 @@ def write_bundles(folder: Path, bundles: dict[str, dict]) -> Path:
 
 def build_lake(root: Path, source: Path | None, cohorts: int = 3, gold: bool = True) -> Path:
     """Land ``source`` and build every cohort through the job functions (no Snakemake)."""
-    from fhirhouse import SILVER_TABLES, jobs
+    from fhirhouse import jobs
+    from fhirhouse.bronze.landing import list_cohorts
 
     jobs.land_job(root, source, cohorts=cohorts)
-    for cohort in jobs.landing.list_cohorts(root):
+    for cohort in list_cohorts(root):
         jobs.bronze_cohort_job(root, cohort)
-        jobs.parse_cohort_job(root, cohort)
-        for table in SILVER_TABLES:
-            jobs.write_silver_job(root, cohort, table)
+        jobs.silver_job(root, cohort)
         if gold:
-            jobs.gold_cohort_job(root, cohort)
+            jobs.gold_job(root, cohort)
     if gold:
         jobs.gold_manifest_job(root)
     return root

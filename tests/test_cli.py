@@ -22,8 +22,8 @@ def test_run_lands_builds_and_prints_a_summary(tmp_path, capsys):
     patient_line = next(line for line in out.splitlines() if line.startswith("patient "))
     assert patient_line.split()[1:4] == ["2", "2", "2"]
     assert read_table(root / "silver" / "patient").num_rows == 6
-    marker = json.loads((root / "_markers/silver/observation/cohort=A.json").read_text())
-    assert marker["rows"] > 0 and marker["layer"] == "silver"
+    marker = json.loads((root / "_markers/silver/cohort=A.json").read_text())
+    assert marker["tables"]["observation"]["rows"] > 0 and marker["layer"] == "silver"
 
     assert main(["run", "--root", str(root), "--source", str(SAMPLE), "--cohort", "B"]) == 0
     out = capsys.readouterr().out
@@ -67,12 +67,13 @@ def test_run_checks_and_history(tmp_path, capsys):
     root = tmp_path / "lake"
     assert main(["run", "--root", str(root), "--source", str(SAMPLE)]) == 0
     out = capsys.readouterr().out
-    assert "cohort A: 2 bundles, checks passed" in out
+    assert "cohort A: 2 bundles (2 parsed), checks passed" in out
     assert "whole-table checks failing" in out and "min_rows<100(=6)" in out
-    assert "gold cohort B: 6 rows (+6 ~0 -0)" in out and "checks passed" in out
+    assert "cohort B: 2 bundles (2 parsed), checks passed; gold 6 rows (+6 ~0 -0)" in out
     history = read_run_history(root)
     assert history.filter(pl.col("rule") == "(invocation)")["status"].to_list() == ["success"]
-    assert history.filter(pl.col("rule") != "(invocation)").height == 1 + 3 * 16 + 2
+    # land; bronze, silver and gold of each cohort; whole-table checks; the manifest
+    assert history.filter(pl.col("rule") != "(invocation)").height == 1 + 3 * 3 + 2
     assert main(["history", "--root", str(root)]) == 0
     assert " success " in capsys.readouterr().out
 
@@ -83,3 +84,7 @@ def test_run_fail_policy_stops_with_the_failing_rule(tmp_path, capsys):
     assert main(["run", "--config", str(cfg)]) == 1
     err = capsys.readouterr().err
     assert "check failed: patient (table) min_rows>=100: 6 rows (minimum 100)" in err
+    from fhirhouse.status import render_status
+
+    status = render_status(tmp_path / "lake")
+    assert "whole-table checks failed in the last run: check failed: patient" in status

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from conftest import REPO, make_bundle, snakemake, write_bundles
 
-from fhirhouse import SILVER_TABLES, jobs
+from fhirhouse import jobs
 
 pytestmark = pytest.mark.workflow
 
@@ -29,13 +29,12 @@ def test_every_rule_runs_as_a_submitted_job(tmp_path):
     out = proc.stdout + proc.stderr
     submitted = set(re.findall(r"Submitted job \d+ with external jobid '\d+'", out))
     rules = set(re.findall(r"^(?:rule|checkpoint) (\w+):", out, flags=re.M))
-    local = set(re.findall(r"^localrule (\w+):", out, flags=re.M))
-    expected = {"land", "bronze", "parse", "silver_cohort", "check_cohort", "gold",
-                "check_gold", "check_tables", "gold_manifest", "report_pages"}  # fmt: skip
-    expected |= {f"silver_{t}" for t in SILVER_TABLES}
+    local = set(re.findall(r"^local(?:rule|checkpoint) (\w+):", out, flags=re.M))
+    expected = {"silver", "gold", "gold_manifest", "report_pages"}
     assert expected <= rules, expected - rules
-    assert local <= {"all"}, local  # nothing ran inside the scheduler process
-    assert len(submitted) >= 14 + 5  # one cohort's 14 jobs, plus land, checks, manifest...
+    # only bookkeeping runs inside the scheduler process: landing and Bronze fingerprints
+    assert local <= {"all", "land", "bronze"}, local
+    assert len(submitted) == len(expected)  # one cohort: silver, gold, manifest, report
     jobs_logs = list((tmp_path / ".snakemake" / "cluster-logs").glob("*.log"))
     assert len(jobs_logs) == len(submitted)
     # the result is the same lake a local run builds

@@ -450,11 +450,10 @@ def test_changing_one_cohort_changes_only_its_gold_rows(tmp_path, sample_source)
     write_bundles(sample_source, {b_file.name: bundle})
     jobs.land_job(root, sample_source)
     jobs.bronze_cohort_job(root, "B")
-    jobs.parse_cohort_job(root, "B")
-    for table in SILVER_TABLES:
-        jobs.write_silver_job(root, "B", table)
-    marker = jobs.gold_cohort_job(root, "B")
+    assert jobs.silver_job(root, "B").marker["parsed_files"] == 1
+    marker = jobs.gold_job(root, "B")
     assert marker["deleted"] == 1 and marker["updated"] >= 1 and marker["inserted"] == 0
+    assert not marker["full"] and marker["recomputed"] < marker["rows"]  # one patient's rows
     after = {r["encounter_id"]: r for r in read_table(gold_path).to_pylist()}
     assert gone in before and gone not in after
     b_patients = {
@@ -467,7 +466,8 @@ def test_changing_one_cohort_changes_only_its_gold_rows(tmp_path, sample_source)
     for key, row in after.items():
         if row["patient_id"] not in b_patients:
             assert row == before[key]  # other cohorts' rows untouched, timestamps included
-    assert jobs.gold_cohort_job(root, "B")["committed"] is False  # idempotent
+    again = jobs.gold_job(root, "B")  # asked for with no Silver change: the whole cohort
+    assert again["full"] and again["committed"] is False  # idempotent
 
 
 def test_cli_gold_rebuilds_from_silver(tmp_path, capsys):

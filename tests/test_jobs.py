@@ -35,7 +35,7 @@ def test_bad_files_are_quarantined_and_the_rest_builds(tmp_path):
     (src / "patient.json").write_text(json.dumps({"resourceType": "Patient", "id": "x"}))
     root = tmp_path / "root"
     build_all(root, src, cohorts=1)
-    marker = json.loads(jobs.Layout.of(root).parse_marker("A").read_text())
+    marker = json.loads(jobs.Layout.of(root).silver_cohort_marker("A").read_text())
     assert marker["files"] == 6
     assert marker["quarantined_files"] == 4 and marker["quarantined_resources"] == 1
     q = json.loads(jobs.Layout.of(root).quarantine("A").read_text())
@@ -54,25 +54,35 @@ def test_bad_files_are_quarantined_and_the_rest_builds(tmp_path):
     assert "bad-note" not in notes.column("note_id").to_pylist()
 
 
-def test_the_parse_digest_equals_one_that_reads_every_file_again(tmp_path):
-    """The parse job digests the bundles from the bytes it parsed (and reads only the DICOM
-    files again); the result equals the Bronze job's digest, which reads every file."""
+def test_the_parse_index_records_each_bundle_by_a_digest_of_its_name(tmp_path):
+    """What each bundle was parsed from is kept under a digest of its name (no file name is
+    written down) with the digest of the bytes parsed; a quarantine entry carries the
+    SHA-256 of its file."""
     import hashlib
 
-    from fhirhouse.bronze.landing import cohort_digest, cohort_inputs
+    from fhirhouse import digest
     from fhirhouse.bronze.synth import write_corpus
+    from fhirhouse.jobs.parse import ParseIndex
+    from fhirhouse.redact import name_key
 
     src = tmp_path / "src"
     assert write_corpus(src, 4, 3)["dicom_files"] > 0
     (src / "broken.json").write_bytes(b'{"resourceType": "Bundle", "entry": [')
     root = tmp_path / "root"
     jobs.land_job(root, src, cohorts=1)
-    bronze = jobs.bronze_cohort_job(root, "A")
-    parse = jobs.parse_cohort_job(root, "A")
-    assert bronze["dicom_files"] > 0 and parse["quarantined_files"] == 1
-    assert parse["input_digest"] == bronze["input_digest"]
-    assert parse["input_digest"] == cohort_digest(cohort_inputs(root, "A"))
-    q = json.loads(jobs.Layout.of(root).quarantine("A").read_text())
+    silver = jobs.silver_job(root, "A")
+    assert silver.marker["quarantined_files"] == 1 and silver.marker["parsed_files"] == 5
+    layout = jobs.Layout.of(root)
+    index = ParseIndex.read(layout.parse_index("A"))
+    files = cohort_files(root, "A")
+    assert set(index.files) == {name_key(p.name) for p in files}
+    for p in files:
+        assert index.files[name_key(p.name)].digest == digest.of_bytes(p.read_bytes())
+    text = layout.parse_index("A").read_text()
+    assert not any(p.stem in text for p in files)
+    with_dicom = [s for s in index.files.values() if s.dicom]
+    assert with_dicom  # a bundle's DICOM files are part of what it was parsed from
+    q = json.loads(layout.quarantine("A").read_text())
     broken = next(e for e in q["entries"] if e["kind"] == "file")
     data = (src / "broken.json").read_bytes()
     assert broken["sha256"] == hashlib.sha256(data).hexdigest()
@@ -99,9 +109,10 @@ def test_removing_a_bundle_deletes_its_rows_from_that_cohort_only(tmp_path):
     build_all(root, src, cohorts=2)
     (root / "bronze/fhir/cohort=A/f0.json").unlink()
     jobs.bronze_cohort_job(root, "A")
-    jobs.parse_cohort_job(root, "A")
-    m = jobs.write_silver_job(root, "A", "encounter")
-    assert (m["deleted"], m["inserted"], m["updated"]) == (2, 0, 0)
+    m = jobs.silver_job(root, "A").marker
+    assert m["parsed_files"] == 0
+    enc = m["tables"]["encounter"]
+    assert (enc["deleted"], enc["inserted"], enc["updated"]) == (2, 0, 0)
     enc = read_table(jobs.Layout.of(root).silver_table("encounter"))
     assert sorted(set(enc.column("patient_id").to_pylist())) == ["p1", "p2", "p3"]
 

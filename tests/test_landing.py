@@ -14,6 +14,7 @@ from fhirhouse.bronze.landing import (
     manifest_path,
     resolve_labels,
 )
+from fhirhouse.redact import name_key
 
 
 def _names(root, cohort):
@@ -123,8 +124,10 @@ def test_landing_index_skips_unchanged_files_and_catches_same_size_edits(tmp_pat
 
     src, root = _source(tmp_path, 3), tmp_path / "root"
     land(root, src)
-    index = json.loads((root / "bronze/_metadata/landed.json").read_text())
-    assert sorted(index) == ["f00.json", "f01.json", "f02.json"]
+    text = (root / "bronze/_metadata/landed.json").read_text()
+    index = json.loads(text)
+    assert sorted(index) == sorted(name_key(f"f0{i}.json") for i in range(3))
+    assert ".json" not in text  # file names are keyed by a digest, never written down
     path = src / "f01.json"
     os.utime(path, ns=(1, 1))  # touched, same bytes: hashed once, not replaced
     assert land(root, src).replaced == {}
@@ -142,11 +145,11 @@ def test_a_landing_cut_short_resumes_with_the_same_cohorts(tmp_path, monkeypatch
     src, root = _source(tmp_path), tmp_path / "root"
     real_copy, copies = landing_mod._copy_atomic, []
 
-    def copy_then_crash(a, b):
+    def copy_then_crash(a, b, previous=None):
         if len(copies) == 2:
             raise KeyboardInterrupt  # stands in for the kill
         copies.append(b)
-        return real_copy(a, b)
+        return real_copy(a, b, previous)
 
     monkeypatch.setattr(landing_mod, "_copy_atomic", copy_then_crash)
     with pytest.raises(KeyboardInterrupt):

@@ -13,6 +13,7 @@ from deltalake import DeltaTable
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.cli import main
+from fhirhouse.jobs.ops import OPS_TABLES
 from fhirhouse.store import maintenance
 from fhirhouse.store.delta import table_version
 
@@ -81,7 +82,8 @@ def test_maintain_compacts_keeps_rows_and_builds_stay_incremental(churned, capsy
     _change(source, 1, "female")
     build_lake(root, source)
     markers = {
-        c: json.loads(layout.silver_marker("patient", c).read_text()) for c in ("A", "B", "C")
+        c: json.loads(layout.silver_cohort_marker(c).read_text())["tables"]["patient"]
+        for c in ("A", "B", "C")
     }
     assert markers["B"]["updated"] == 1 and markers["B"]["committed"]
     assert not markers["A"]["committed"] and not markers["C"]["committed"]
@@ -90,14 +92,14 @@ def test_maintain_compacts_keeps_rows_and_builds_stay_incremental(churned, capsy
 
 def test_history_names_the_run_behind_each_version(tmp_path, capsys):
     root = build_lake(tmp_path / "root", _source(tmp_path))
-    marker = json.loads(jobs.Layout.of(root).silver_marker("patient", "B").read_text())
+    marker = json.loads(jobs.Layout.of(root).silver_cohort_marker("B").read_text())
     versions = maintenance.history(jobs.Layout.of(root).silver_table("patient"))
     mine = [v for v in versions if v["cohort"] == "B"]
     assert len(mine) == 1 and mine[0]["run_id"] == marker["run_id"]
-    assert mine[0]["rule"] == "silver_patient" and mine[0]["inserted"] == 2
+    assert mine[0]["rule"] == "silver" and mine[0]["inserted"] == 2
     assert main(["history", "--root", str(root), "--table", "patient"]) == 0
     out = capsys.readouterr().out
-    assert marker["run_id"] in out and "MERGE" in out and "silver_patient" in out
+    assert marker["run_id"] in out and "WRITE" in out and "silver" in out
 
 
 def test_rollback_restores_the_table_and_drops_the_markers_it_invalidates(tmp_path, capsys):
@@ -116,10 +118,13 @@ def test_rollback_restores_the_table_and_drops_the_markers_it_invalidates(tmp_pa
     assert "cohort B" in out
     now = pl.read_delta(str(layout.silver_table("patient"))).sort("patient_id")
     assert now.drop("ingest_timestamp").equals(good_rows.drop("ingest_timestamp"))
-    # only B's marker is gone, so the next build redoes exactly B's patient slice
-    assert not layout.silver_marker("patient", "B").exists()
-    assert layout.silver_marker("patient", "A").exists()
-    assert layout.silver_marker("observation", "B").exists()
+    # only B's Silver marker and parse cache are gone, so the next build redoes exactly B
+    assert not layout.silver_cohort_marker("B").exists()
+    assert not layout.parse_index("B").exists()
+    assert layout.silver_cohort_marker("A").exists() and layout.parse_index("A").exists()
+    rebuilt = jobs.silver_job(root, "B").marker
+    assert rebuilt["full"] and rebuilt["tables"]["patient"]["updated"] == 1
+    assert rebuilt["tables"]["observation"]["committed"] is False
 
 
 def test_rollback_of_gold_rewrites_the_manifest_a_consumer_reads(tmp_path):
@@ -161,11 +166,10 @@ def test_maintain_target_runs_under_the_writer_limits_and_keeps_the_build_curren
     cfg.write_text(json.dumps({"maintenance": {"retention_hours": 0}}))
     proc = snakemake(tmp_path, "--cores", "2", "maintain", "--configfile", str(cfg), config=config)
     out = proc.stderr + proc.stdout
-    assert "resources: tmpdir=/tmp, silver_patient_writer=1" in out  # the build's writer limit
-    assert "resources: tmpdir=/tmp, gold_writer=1" in out
+    assert "resources: tmpdir=/tmp, gold_writer=1" in out  # the build's Gold writer limit
     assert _rows(root) == rows
     summary = json.loads((root / "_ops" / "maintenance.json").read_text())
-    assert {t["table"] for t in summary["tables"]} == {*SILVER_TABLES, "gold", *jobs.OPS_TABLES}
+    assert {t["table"] for t in summary["tables"]} == {*SILVER_TABLES, "gold", *OPS_TABLES}
     dry = snakemake(tmp_path, "--cores", "2", "-n", config=config)
     assert "Nothing to be done" in dry.stdout + dry.stderr
     again = snakemake(tmp_path, "--cores", "2", "maintain", "-n", config=config)

@@ -7,6 +7,7 @@ build into typed Silver tables, or in quarantine entries; it never raises.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tempfile
 from collections.abc import Iterator
@@ -19,10 +20,12 @@ from conftest import FIXTURES, require_shared
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fhirhouse import SILVER_TABLES, jobs
+from fhirhouse import SILVER_TABLES
 from fhirhouse.fhir.load import load_bundle
 from fhirhouse.fhir.parser import RejectedBundleError, parse_bundle
+from fhirhouse.jobs.parse import parse_batch
 from fhirhouse.silver.build import build_table
+from fhirhouse.silver.registry import spec
 
 SETTINGS = settings(
     max_examples=150,
@@ -145,14 +148,15 @@ def test_mutated_files_end_in_records_or_quarantine(bundles, scratch, data):
         content = raw[:at] + data.draw(st.binary(max_size=20)) + raw[at:]
     path = scratch / "bundle.json"
     path.write_bytes(content)
-    out = jobs.parse_files("A", [path], None)
+    out = parse_batch("A", [str(path)], str(scratch), dt.datetime.now(dt.UTC))
     rejected = [q for q in out.quarantine if q["kind"] == "file"]
     assert len(rejected) <= 1
     if rejected:
-        assert rejected[0]["reason"] and all(not v for v in out.records.values())
+        assert rejected[0]["reason"] and all(t.num_rows == 0 for t in out.tables.values())
     else:
-        assert len(out.records["patient"]) == 1
-    _check_builds(out.records)
+        assert out.tables["patient"].num_rows == 1
+    for table in SILVER_TABLES:
+        assert out.tables[table].schema == spec(table).schema
 
 
 def _outcome(loader: Any, content: bytes) -> Any:

@@ -11,7 +11,12 @@ import pytest
 from deltalake import DeltaTable
 
 from fhirhouse.silver.build import build_table
-from fhirhouse.store.delta import check_cohort_label, read_table, write_cohort_slice
+from fhirhouse.store.delta import (
+    check_cohort_label,
+    partition_rows,
+    read_table,
+    write_cohort_slice,
+)
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -80,11 +85,28 @@ def test_empty_slice_creates_the_table_and_empties_partition(tmp_path):
     assert write(path, "A", {}).deleted == 1 and state(path) == {}
 
 
-def test_cross_cohort_duplicates_are_counted(tmp_path):
+def test_a_first_write_appends_and_later_writes_merge_only_their_scope(tmp_path):
     path = tmp_path / "patient"
-    write(path, "A", {"p1": "f"})
-    r = write(path, "B", {"p1": "f", "p2": "m"})
-    assert r.cross_cohort_duplicate_keys == 1
+    write(path, "A", {"a1": "f", "a2": "m"})
+    write(path, "B", {"b1": "f"})
+    ops = [h["operation"] for h in DeltaTable(str(path)).history()]
+    assert ops == ["WRITE", "WRITE", "CREATE TABLE"]  # appends, newest first: no MERGE
+    assert partition_rows(DeltaTable(str(path))) == {"A": 2, "B": 1}
+    new = patients("A", {"a1": "x", "a2": "m", "a3": "f"})
+    r = write_cohort_slice(path, new, key="patient_id", cohort="A", scope={"a1"}, expected_rows=2)
+    assert (r.inserted, r.updated, r.deleted) == (0, 1, 0)  # a3 is out of scope: not read
+    r = write_cohort_slice(path, new, key="patient_id", cohort="A", scope=set(), expected_rows=2)
+    assert not r.committed  # nothing in scope: nothing read, nothing written
+
+
+def test_a_partition_that_does_not_hold_what_was_written_is_compared_whole(tmp_path):
+    path = tmp_path / "patient"
+    write(path, "A", {"a1": "f", "a2": "m"})
+    new = patients("A", {"a1": "f", "a2": "m", "a3": "f"})
+    # the caller believes the partition holds 3 rows and only a3 is unchanged: not so
+    r = write_cohort_slice(path, new, key="patient_id", cohort="A", scope=set(), expected_rows=3)
+    assert (r.inserted, r.updated, r.deleted) == (1, 0, 0)
+    assert set(state(path)) == {"a1", "a2", "a3"}
 
 
 @pytest.mark.parametrize("label", ["../x", "a/b", "A'; DROP", "", ".hidden", "A B", "x" * 65])

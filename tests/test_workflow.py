@@ -17,7 +17,7 @@ from conftest import SAMPLE, snakemake
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.cli import main
-from fhirhouse.status import cohort_statuses, render_status
+from fhirhouse.status import cohort_statuses
 from fhirhouse.store.delta import table_version
 from fhirhouse.store.history import read_run_history
 
@@ -71,11 +71,12 @@ def test_fresh_build_then_rerun_is_a_noop(built):
         "cohort=B",
         "cohort=C",
     ]
-    for table in SILVER_TABLES:
-        assert (root / "silver" / table / "_delta_log").is_dir()
-        for cohort in "ABC":
-            m = json.loads((root / f"_markers/silver/{table}/cohort={cohort}.json").read_text())
-            assert {"delta_version", "rows", "run_id", "written_at"} <= set(m)
+    for cohort in "ABC":
+        m = json.loads((root / f"_markers/silver/cohort={cohort}.json").read_text())
+        assert {"tables", "run_id", "written_at"} <= set(m) and m["full"]
+        for table in SILVER_TABLES:
+            assert (root / "silver" / table / "_delta_log").is_dir()
+            assert {"delta_version", "rows", "committed"} <= set(m["tables"][table])
     manifest = json.loads((root / "bronze/_metadata/manifest.json").read_text())
     assert manifest["file_count"] == 6 and manifest["cohorts"] == {"A": 2, "B": 2, "C": 2}
     assert (root / "gold/encounter_summary/_delta_log").is_dir()
@@ -110,31 +111,31 @@ def test_changing_one_bundle_reruns_only_its_cohort(built):
     changed = reran(before_m, after)
     assert "gold/manifest.json" in changed
     changed -= {"bronze/landing.json", "gold/manifest.json"}
-    assert changed and all("cohort=B" in k for k in changed)
-    assert len(changed) == 1 + 1 + 10 + 1 + 1  # bronze, parse, ten tables, summary, gold
-    assert after["silver/patient/cohort=B.json"]["updated"] == 1
-    assert after["silver/encounter/cohort=B.json"]["committed"] is False
+    assert changed == {"bronze/cohort=B.json", "silver/cohort=B.json", "gold/cohort=B.json"}
+    silver = after["silver/cohort=B.json"]
+    assert silver["parsed_files"] == 1 and not silver["full"]  # one bundle parsed, not two
+    assert silver["tables"]["patient"]["updated"] == 1
+    assert silver["tables"]["encounter"]["committed"] is False
     assert after["gold/cohort=B.json"]["updated"] == 3  # patient_gender on B's 3 encounters
+    assert after["gold/cohort=B.json"]["recomputed"] == 3  # that patient's encounters only
     assert partition_files(root, "A") == files_a and partition_files(root, "C") == files_c
 
 
 def test_backfill_one_cohort_as_documented(built):
     workdir, root, source = built
     before, v_before = markers(root), versions(root)
-    # README: snakemake <root>/_markers/silver/cohort=B.json --forcerun parse
+    # README: snakemake <root>/_markers/gold/cohort=B.json --forcerun silver
     snakemake(
         workdir,
-        str(root / "_markers/silver/cohort=B.json"),
+        str(root / "_markers/gold/cohort=B.json"),
         "--cores",
         "4",
         "--forcerun",
-        "parse",
+        "silver",
         config={"root": root, "source": source},
     )
     changed = reran(before, markers(root))
-    assert "parse/cohort=B.json" in changed
-    assert all("cohort=B" in k for k in changed)
-    assert "silver/patient/cohort=B.json" in changed  # downstream of parse reran too
+    assert changed == {"silver/cohort=B.json", "gold/cohort=B.json"}  # Gold follows at once
     assert versions(root) == v_before  # same bundles: the rewrite commits nothing
 
 
@@ -148,11 +149,13 @@ def test_one_table_of_one_cohort_rebuilds_alone(built):
         "--cores",
         "2",
         "--forcerun",
-        "silver_observation",
+        "silver_table",
         config={"root": root, "source": source},
     )
     assert reran(before, markers(root)) == {"silver/observation/cohort=B.json"}
-    assert versions(root) == v_before  # same staged data: nothing to commit
+    assert versions(root) == v_before  # same cached rows: nothing to commit
+    log = (root / "_logs/silver/observation/cohort=B.log").read_text()
+    assert "rewritten from the parse cache" in log
 
 
 def test_new_drop_lands_in_its_own_cohort(built, tmp_path):
@@ -168,7 +171,7 @@ def test_new_drop_lands_in_its_own_cohort(built, tmp_path):
     changed = reran(before, markers(root)) - {"bronze/landing.json", "gold/manifest.json"}
     assert changed and all("cohort=D" in k for k in changed)
     assert markers(root)["gold/cohort=D.json"]["inserted"] == 3
-    assert markers(root)["silver/patient/cohort=D.json"]["inserted"] == 1
+    assert markers(root)["silver/cohort=D.json"]["tables"]["patient"]["inserted"] == 1
 
 
 def test_existing_bronze_tree_without_source(tmp_path, sample_source):
@@ -192,9 +195,7 @@ def test_dag_and_rulegraph_render(built_once):
         ).stdout
         assert svg.lstrip().startswith("<?xml") and "<svg" in svg
         if kind == "--rulegraph":
-            for table in SILVER_TABLES:
-                assert f"silver_{table}" in dot_src
-            for rule in ("land", "bronze", "parse", "silver_cohort", "gold", "gold_manifest"):
+            for rule in ("land", "bronze", "silver", "gold", "gold_manifest", "report_pages"):
                 assert f'label = "{rule}"' in dot_src
 
 
@@ -284,13 +285,14 @@ def test_failing_check_under_fail_blocks_only_that_cohorts_gold(tmp_path, sample
     history = read_run_history(root)
     failed = history.filter(pl.col("status") == "failed")
     rows = {(r["rule"], r["cohort"]) for r in failed.iter_rows(named=True)}
-    assert ("check_cohort", "B") in rows and ("(invocation)", None) in rows
-    msg = failed.filter(pl.col("rule") == "check_cohort")["message"][0]
+    assert ("silver", "B") in rows and ("(invocation)", None) in rows
+    msg = failed.filter(pl.col("rule") == "silver")["message"][0]
     assert "non_null:gender" in msg
     states = {s.cohort: s for s in cohort_statuses(root)}
-    assert states["B"].checks == "failed" and states["B"].gold == "not built"
+    assert states["B"].silver == "failed" and states["B"].gold == "not built"
+    assert states["B"].checks == "failed"
     assert states["A"].gold.startswith("built") and states["A"].checks == "passed"
-    assert "whole-table checks failed in the last run" in render_status(root)
+    assert not (root / "_markers/gold/manifest.json").exists()  # nor is the manifest
 
 
 def test_failing_check_under_warn_is_recorded_and_the_build_goes_on(tmp_path, sample_source):
@@ -314,12 +316,11 @@ def test_run_history_has_a_row_per_job(built_once):
     assert jobs_rows["status"].unique().to_list() == ["success"]
     assert jobs_rows["run_id"].n_unique() == 1
     rules = set(jobs_rows["rule"])
-    assert {"land", "bronze", "parse", "silver_patient", "gold", "gold_manifest"} <= rules
-    assert {"check_cohort", "check_tables", "check_gold"} <= rules
-    assert jobs_rows.height == 53 - 1  # every step but `all`
-    patient = jobs_rows.filter((pl.col("rule") == "silver_patient") & (pl.col("cohort") == "A"))
-    assert patient["tables"][0].to_list() == ["patient"] and patient["rows_written"][0] == 2
-    assert json.loads(patient["delta_versions"][0])["patient"] >= 1
+    assert rules == {"land", "bronze", "silver", "gold", "gold_manifest", "report_pages"}
+    assert jobs_rows.height == 1 + 3 * 3 + 2  # every step but `all`
+    silver = jobs_rows.filter((pl.col("rule") == "silver") & (pl.col("cohort") == "A"))
+    assert silver["tables"][0].to_list() == list(SILVER_TABLES)
+    assert json.loads(silver["delta_versions"][0])["patient"] >= 1
     assert set(history.filter(pl.col("rule") == "(invocation)")["status"]) == {"success"}
 
 
@@ -340,8 +341,8 @@ def test_status_and_history_commands(built, capsys):
     assert main(["history", "--root", str(root), "--last", "1", "--jobs"]) == 0
     out = capsys.readouterr().out
     head = out.splitlines()[1].split()
-    assert head[3] == "success" and head[4] == "52" and head[5] == "0"
-    assert "silver_patient" in out and "gold_manifest" in out
+    assert head[3] == "success" and head[4] == "12" and head[5] == "0"
+    assert "silver" in out and "gold_manifest" in out
 
 
 def embedded_pages(report_html: str) -> dict[str, str]:
@@ -358,7 +359,7 @@ def test_report_has_description_rulegraph_and_every_page(built_once):
     snakemake(workdir, "--report", str(out), config={"root": root, "source": source})
     text = out.read_text()
     assert "fhirhouse builds a local medallion lakehouse" in text
-    assert "silver_soap_note" in text and "gold_manifest" in text  # the rule graph
+    assert "report_pages" in text and "gold_manifest" in text  # the rule graph
     pages = embedded_pages(text)
     assert set(pages) == {f"silver_{t}.html" for t in SILVER_TABLES} | {
         "gold_encounter_summary.html"

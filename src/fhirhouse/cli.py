@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -87,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         help="build only this cohort (repeatable; default: every cohort in Bronze)",
     )
     run.add_argument("--no-gold", action="store_true", help="build Bronze and Silver only")
+    run.add_argument(
+        "--cores",
+        type=int,
+        metavar="N",
+        help="processes that parse a cohort's bundles (default: every core)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     gold = sub.add_parser(
         "gold",
@@ -217,10 +224,11 @@ def _summary(root: str, results: dict[str, dict[str, dict]]) -> str:
 
 def _job(root: str, rule: str, label: str | None, fn: Any, /, *a: Any, **kw: Any) -> Any:
     """Run one job function with its run-history row (rule, cohort ``label``), as the rule
-    scripts do."""
+    scripts do; returns what the function returns."""
     with jobs.recorded(root, rule, label) as record:
-        record.marker = fn(*a, **kw)
-    return record.marker
+        result = fn(*a, **kw)
+        record.marker = getattr(result, "marker", result)
+    return result
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -325,30 +333,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: no such cohort in Bronze: {', '.join(missing)}", file=sys.stderr)
         return 2
+    max_age = (checks.get("gold") or {}).get("max_age", 130)
+    cores = args.cores or os.cpu_count() or 1
     results: dict[str, dict[str, dict]] = {}
     for n, cohort in enumerate(wanted, 1):
         t0 = time.monotonic()
         # the fingerprint the Snakefile keeps too, so `status` compares against this build
         sync_state_file(layout.bronze_state(cohort), cohort_inputs(root, cohort))
         _job(root, "bronze", cohort, jobs.bronze_cohort_job, root, cohort)
-        parsed = _job(root, "parse", cohort, jobs.parse_cohort_job, root, cohort)
-        results[cohort] = {}
-        for table in SILVER_TABLES:
-            results[cohort][table] = _job(
-                root, f"silver_{table}", cohort, jobs.write_silver_job, root, cohort, table
-            )
-        markers = {t: layout.silver_marker(t, cohort) for t in SILVER_TABLES}
-        _job(root, "silver_cohort", cohort, jobs.silver_cohort_summary, root, cohort, markers)
-        checked = _job(
-            root, "check_cohort", cohort, jobs.check_cohort_job, root, cohort,
-            overrides=silver_rules, policy=policy,
+        silver = _job(
+            root, "silver", cohort, jobs.silver_job, root, cohort,
+            workers=cores, policy=policy, overrides=silver_rules,
         )  # fmt: skip
-        q = parsed["quarantined_files"]
-        print(
-            f"[{n}/{len(wanted)}] cohort {cohort}: {parsed['files']} bundles"
-            f"{f', {q} quarantined' if q else ''}, checks "
-            f"{'passed' if checked['passed'] else 'FAILED'} in {time.monotonic() - t0:.1f} s"
+        m = silver.marker
+        results[cohort] = m["tables"]
+        q = m["quarantined_files"]
+        line = (
+            f"[{n}/{len(wanted)}] cohort {cohort}: {m['files']} bundles "
+            f"({m['parsed_files']} parsed{f', {q} quarantined' if q else ''}), checks "
+            f"{'passed' if m['checks_passed'] else 'FAILED'}"
         )
+        if not args.no_gold:
+            g = _job(
+                root, "gold", cohort, jobs.gold_job, root, cohort,
+                policy=policy, max_age=max_age, slices=silver.slices,
+            )  # fmt: skip
+            line += (
+                f"; gold {g['rows']:,} rows (+{g['inserted']} ~{g['updated']} -{g['deleted']}),"
+                f" checks {'passed' if g['checks_passed'] else 'FAILED'}"
+            )
+        del silver
+        print(f"{line} in {time.monotonic() - t0:.1f} s")
     print()
     print(_summary(root, results))
     tables = _job(
@@ -360,30 +375,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in status_mod.table_check_lines(root):
             print(line)
     if not args.no_gold:
-        _build_gold(root, wanted, policy, (checks.get("gold") or {}).get("max_age", 130))
+        _write_manifest(root)
     print(f"\ndone in {time.monotonic() - started:.1f} s; tables under {root}/")
     return 0
+
+
+def _write_manifest(root: str) -> None:
+    manifest = _job(root, "gold_manifest", None, jobs.gold_manifest_job, root)
+    print(
+        f"gold.encounter_summary: {manifest['row_count']:,} rows, version "
+        f"{manifest['gold_delta_version']}; manifest {jobs.Layout.of(root).corpus_manifest}"
+    )
 
 
 def _build_gold(
     root: str, cohorts: Sequence[str], policy: str = "warn", max_age: int = 130
 ) -> None:
     for cohort in cohorts:
-        m = _job(root, "gold", cohort, jobs.gold_cohort_job, root, cohort)
-        checked = _job(
-            root, "check_gold", cohort, jobs.check_gold_job, root, cohort,
-            policy=policy, max_age=max_age,
-        )  # fmt: skip
+        m = _job(root, "gold", cohort, jobs.gold_job, root, cohort, policy=policy, max_age=max_age)
         print(
-            f"gold cohort {cohort}: {m['rows']} rows "
+            f"gold cohort {cohort}: {m['rows']:,} rows "
             f"(+{m['inserted']} ~{m['updated']} -{m['deleted']}) in {m['seconds']:.2f} s; "
-            f"checks {'passed' if checked['passed'] else 'FAILED'}"
+            f"checks {'passed' if m['checks_passed'] else 'FAILED'}"
         )
-    manifest = _job(root, "gold_manifest", None, jobs.gold_manifest_job, root)
-    print(
-        f"gold.encounter_summary: {manifest['row_count']} rows, version "
-        f"{manifest['gold_delta_version']}; manifest {jobs.Layout.of(root).corpus_manifest}"
-    )
+    _write_manifest(root)
 
 
 def _recorded_invocation(args: argparse.Namespace, command: Any) -> int:

@@ -19,3 +19,11 @@ def redact(value: str | None) -> str:
     if not value:
         return "ref:none"
     return "ref:" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:10]
+
+
+def name_key(name: str) -> str:
+    """How bookkeeping refers to a bundle file: 32 hex characters of SHA-256 of its name.
+
+    Landing's index and plan and the parse index key files by it, so no file name (Synthea
+    names carry the patient's name and id) is written down outside the data itself."""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]

@@ -21,7 +21,7 @@ import polars as pl
 from fhirhouse import SILVER_TABLES
 from fhirhouse.checks.rules import SILVER_RULES, summary
 from fhirhouse.gold.encounter_summary import GOLD_SCHEMA
-from fhirhouse.jobs import Layout
+from fhirhouse.layout import Layout
 from fhirhouse.redact import redact
 from fhirhouse.silver.registry import spec
 from fhirhouse.store import delta

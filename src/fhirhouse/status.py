@@ -21,13 +21,12 @@ from fhirhouse.bronze.landing import (
     folder_state,
     list_cohorts,
 )
-from fhirhouse.jobs import Layout
+from fhirhouse.layout import Layout
 from fhirhouse.store.history import read_run_history, run_history_path
 
 LAYER_RULES: dict[str, set[str]] = {
     "bronze": {"bronze"},
-    "silver": {"parse", "silver_cohort", *(f"silver_{t}" for t in SILVER_TABLES)},
-    "checks": {"check_cohort", "check_gold"},
+    "silver": {"silver", "silver_table"},
     "gold": {"gold"},
 }
 
@@ -62,7 +61,8 @@ class CohortStatus:
 
 
 def _failed_layers(root: str | Path) -> dict[tuple[str, str], bool]:
-    """(layer, cohort) -> whether the latest job of that layer and cohort failed."""
+    """(layer, cohort) -> whether the latest job of that layer and cohort failed; the layer
+    ``checks`` when it failed on a data check (``checks.on_failure: fail``)."""
     history = read_run_history(root)
     if history.is_empty():
         return {}
@@ -74,10 +74,13 @@ def _failed_layers(root: str | Path) -> dict[tuple[str, str], bool]:
     )
     out: dict[tuple[str, str], bool] = {}
     for row in latest.iter_rows(named=True):
+        failed = row["status"] == "failed"
         for layer, rules in LAYER_RULES.items():
             if row["rule"] in rules:
                 key = (layer, row["cohort"])
-                out[key] = out.get(key, False) or row["status"] == "failed"
+                out[key] = out.get(key, False) or failed
+        if failed and (row["message"] or "").startswith("check failed"):
+            out[("checks", row["cohort"])] = True
     return out
 
 
@@ -147,9 +150,14 @@ def render_status(root: str | Path) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     failing = table_check_lines(root)
     lines.append("")
-    history = read_run_history(root).filter(pl.col("rule") == "check_tables")
+    # whole-table checks run in `gold_manifest` (Snakemake) or `check_tables` (the CLI)
+    history = read_run_history(root).filter(pl.col("rule").is_in(["check_tables", "gold_manifest"]))
     last_tables = history.sort("started_at").tail(1).to_dicts()
-    if last_tables and last_tables[0]["status"] == "failed":
+    if (
+        last_tables
+        and last_tables[0]["status"] == "failed"
+        and (last_tables[0]["message"] or "").startswith("check failed")
+    ):
         lines.append(f"whole-table checks failed in the last run: {last_tables[0]['message']}")
     elif failing:
         lines.append("whole-table checks failing:")

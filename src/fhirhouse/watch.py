@@ -30,7 +30,8 @@ from typing import Any
 import yaml
 
 from fhirhouse.bronze import landing
-from fhirhouse.jobs import Layout
+from fhirhouse.layout import Layout
+from fhirhouse.redact import name_key
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def pending_files(root: str | Path, source: str | Path) -> int:
         if not p.is_file():
             continue
         st = p.stat()
-        known = index.get(p.name)
+        known = index.get(name_key(p.name))
         if not known or known[:2] != [st.st_size, st.st_mtime_ns]:
             n += 1
     return n
@@ -123,7 +124,8 @@ def run_snakemake(
         )
         dag = workflow.dag(DAGSettings(targets=frozenset(targets), force_incomplete=True))
         dag.execute_workflow(
-            executor="local", execution_settings=ExecutionSettings(keep_going=True)
+            executor="local",
+            execution_settings=ExecutionSettings(keep_going=True, use_threads=True),
         )
 
 
@@ -145,7 +147,7 @@ class Watcher:
     def targets(self, cohorts: list[str]) -> list[str]:
         layout = Layout.of(self.root)
         if self.source is not None:  # cohorts are known only once the run has landed
-            return ["all"] if self.with_gold else ["silver"]
+            return ["all"] if self.with_gold else ["all_silver"]
         if self.with_gold:
             return [str(layout.gold_marker(c)) for c in cohorts] + [
                 str(layout.gold_manifest_marker())

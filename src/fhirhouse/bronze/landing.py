@@ -18,14 +18,21 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import string
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import blake3
+
+from fhirhouse import digest as digest_mod
 from fhirhouse import faults
+from fhirhouse.layout import check_cohort_label
+from fhirhouse.redact import name_key
 from fhirhouse.store.atomic import write_json_atomic
-from fhirhouse.store.delta import check_cohort_label
 from fhirhouse.store.objects import StorePath, data_root, state_dir
 
 # A Bronze path: a local file or folder, or a key on an object store.
@@ -149,27 +156,6 @@ def cohort_inputs(
     return files + cohort_dicom_files(root, files)
 
 
-def file_digest(path: BronzePath) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def cohort_digest(files: Sequence[BronzePath], known: Mapping[str, str] | None = None) -> str:
-    """A digest over the names and contents of a cohort's files (order-independent input).
-
-    ``known`` maps file names to the SHA-256 of bytes already read; other files are read."""
-    h = hashlib.sha256()
-    for p in sorted(files, key=lambda x: x.name):
-        h.update(p.name.encode("utf-8"))
-        h.update(b"\0")
-        h.update(((known or {}).get(p.name) or file_digest(p)).encode("ascii"))
-        h.update(b"\n")
-    return h.hexdigest()
-
-
 def folder_state(files: Sequence[BronzePath]) -> dict[str, object]:
     """A cheap fingerprint of a set of files (names, sizes, mtimes) that names none of them."""
     h = hashlib.sha256()
@@ -226,25 +212,46 @@ def _landed_index(root: str | Path) -> dict[str, str]:
     return index
 
 
-def _copy_atomic(src: Path, dst: BronzePath) -> str:
-    """Copy ``src`` to ``dst`` through a temporary name; return the SHA-256 of the bytes.
+def _copy_atomic(src: Path, dst: BronzePath, previous: str | None = None) -> str | None:
+    """Copy ``src`` to ``dst`` through a temporary name; return the digest of the bytes
+    landed (:mod:`fhirhouse.digest`), or ``None`` when they equal ``previous`` (``dst`` is
+    then left as it was).
 
-    On an object store the temporary object is moved by a server-side copy, so ``dst`` never
-    holds part of a file even when the upload fails half-way."""
+    Each byte is hashed once, from the temporary copy, so the digest is that of the bytes
+    that land even if the source changes meanwhile. A local copy is made by the kernel
+    (``copy_file_range``/``sendfile``); on an object store the temporary object is moved by
+    a server-side copy, so ``dst`` never holds part of a file even when an upload fails."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    h = hashlib.sha256()
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
-        with open(src, "rb") as fin, tmp.open("wb") as fout:
-            for chunk in iter(lambda: fin.read(1 << 20), b""):
-                h.update(chunk)
-                fout.write(chunk)
+        if isinstance(tmp, StorePath):
+            h = blake3.blake3()
+            with open(src, "rb") as fin, tmp.open("wb") as fout:
+                for chunk in iter(lambda: fin.read(1 << 20), b""):
+                    h.update(chunk)
+                    fout.write(chunk)
+            digest = digest_mod.PREFIX + h.hexdigest()
+        else:
+            shutil.copyfile(src, tmp)
+            digest = digest_mod.of_file(tmp)
+        if digest == previous and dst.exists():
+            tmp.unlink()
+            return None
         tmp.replace(dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     faults.point("land.after_copy")
-    return h.hexdigest()
+    return digest
+
+
+def _copy_all(tasks: list[tuple[Path, BronzePath, str | None]]) -> list[str | None]:
+    """:func:`_copy_atomic` for each ``(src, dst, previous)``, on a few threads (copies and
+    hashes release the interpreter lock, so they run side by side)."""
+    if len(tasks) < 2:
+        return [_copy_atomic(*t) for t in tasks]
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1, len(tasks))) as pool:
+        return list(pool.map(lambda t: _copy_atomic(*t), tasks))
 
 
 def plan_path(root: str | Path) -> Path:
@@ -263,12 +270,12 @@ def _plan_batch(
     """
     path = plan_path(root)
     pending: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    plan = {n: pending[n] for n in fresh if n in pending}
+    plan = {n: pending[name_key(n)] for n in fresh if name_key(n) in pending}
     rest = [n for n in fresh if n not in plan]
     for i, name in enumerate(rest):
         plan[name] = cohort if cohort is not None else labels[i % len(labels)]
     if plan:
-        write_json_atomic(path, {**pending, **plan})
+        write_json_atomic(path, {**pending, **{name_key(n): c for n, c in plan.items()}})
     return plan
 
 
@@ -279,10 +286,6 @@ def landed_index_path(root: str | Path) -> Path:
 def _stat_key(path: Path) -> list[int]:
     st = path.stat()
     return [st.st_size, st.st_mtime_ns]
-
-
-def _same_bytes(a: Path, b: BronzePath) -> bool:
-    return a.stat().st_size == b.stat().st_size and file_digest(a) == file_digest(b)
 
 
 def land(
@@ -302,8 +305,8 @@ def land(
         if not src.is_dir():
             raise FileNotFoundError(f"source folder does not exist: {src}")
         landed = _landed_index(root)
-        # name -> [source size, source mtime_ns, sha256] at landing: an unchanged source file
-        # (same size and mtime) is not read again; otherwise its bytes decide.
+        # name digest -> [source size, source mtime_ns, content digest] at landing: an unchanged
+        # source file (same size and mtime) is not read again; otherwise its bytes decide.
         index_path = landed_index_path(root)
         index: dict[str, list] = json.loads(index_path.read_text()) if index_path.exists() else {}
         refused = links_outside(src)
@@ -317,32 +320,35 @@ def land(
         names = [p.name for p in _bundle_files(src)]
         fresh = [n for n in names if n not in landed]
         plan = _plan_batch(root, fresh, labels, cohort)
-        for name in fresh:
-            label = plan[name]
-            digest = _copy_atomic(src / name, cohort_dir(root, label) / name)
-            index[name] = [*_stat_key(src / name), digest]
-            result.new[label] = result.new.get(label, 0) + 1
+        tasks: list[tuple[str, str, bool]] = [(n, plan[n], True) for n in fresh]
         for name in names:
             if name not in landed:
                 continue
-            label = landed[name]
-            stat = _stat_key(src / name)
-            known = index.get(name)
-            if known and known[:2] == stat:
-                result.unchanged += 1
-                continue
-            dst = cohort_dir(root, label) / name
-            digest = file_digest(src / name)
-            previous = known[2] if known else file_digest(dst)
-            if digest == previous and dst.exists():
+            known = index.get(name_key(name))
+            if known and known[:2] == _stat_key(src / name):
                 result.unchanged += 1
             else:
-                digest = _copy_atomic(src / name, dst)
-                result.replaced[label] = result.replaced.get(label, 0) + 1
-            index[name] = [*stat, digest]
-        write_json_atomic(index_path, index)
+                tasks.append((name, landed[name], False))
+        stats = {name: _stat_key(src / name) for name, _, _ in tasks}
+        copies = []
+        for name, label, new in tasks:
+            dst = cohort_dir(root, label) / name
+            known = index.get(name_key(name))
+            previous = None if new else (known[2] if known else digest_mod.of_file(dst))
+            copies.append((src / name, dst, previous))
+        digests = _copy_all(copies)
+        for (name, label, new), (_, _, previous), digest in zip(
+            tasks, copies, digests, strict=True
+        ):
+            counts = result.new if new else result.replaced
+            if digest is None:  # touched, same bytes
+                result.unchanged += 1
+            else:
+                counts[label] = counts.get(label, 0) + 1
+            index[name_key(name)] = [*stats[name], digest or previous]
         plan_path(root).unlink(missing_ok=True)
-        result.dicom = _land_dicom(src / "dicom", bronze_dir(root) / "dicom")
+        result.dicom = _land_dicom(src / "dicom", bronze_dir(root) / "dicom", index)
+        write_json_atomic(index_path, index)
         log.info(
             "landed %d new and %d changed bundle files (%d unchanged) into cohorts %s",
             sum(result.new.values()),
@@ -359,22 +365,28 @@ def land(
     return result
 
 
-def _land_dicom(src: Path, dst: BronzePath) -> int:
+def _land_dicom(src: Path, dst: BronzePath, index: dict[str, list]) -> int:
     """Copy new or changed ``*.dcm`` files of ``src`` (a source's ``dicom/`` folder) to
-    ``<root>/bronze/dicom``; return how many were copied."""
+    ``<root>/bronze/dicom``; return how many were copied. ``index`` (landing's, updated here)
+    spares reading a file whose size and modification time are unchanged."""
     if not src.is_dir():
         return 0
-    copied = 0
     base = src.parent.resolve()  # the source folder
+    tasks = []
     for p in sorted(src.glob("*.dcm")):
         if not p.resolve().is_relative_to(base):
             log.warning("refused a DICOM symbolic link that points outside the source folder")
             continue
-        target = dst / p.name
-        if target.exists() and _same_bytes(p, target):
+        key, target = name_key(f"dicom/{p.name}"), dst / p.name
+        known = index.get(key)
+        if known and known[:2] == _stat_key(p) and target.exists():
             continue
-        _copy_atomic(p, target)
-        copied += 1
+        previous = known[2] if known else (digest_mod.of_file(target) if target.exists() else None)
+        tasks.append((key, _stat_key(p), (p, target, previous)))
+    digests = _copy_all([t[2] for t in tasks])
+    for (key, stat, (_, _, previous)), digest in zip(tasks, digests, strict=True):
+        index[key] = [*stat, digest or previous]
+    copied = sum(d is not None for d in digests)
     if copied:
         log.info("landed %d DICOM files", copied)
     return copied

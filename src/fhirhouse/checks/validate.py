@@ -41,6 +41,7 @@ class TableResult:
     scope: str  # "cohort=<label>" or "table"
     row_count: int
     checks: list[CheckOutcome] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=dict)  # the numbers behind row rules
 
     @property
     def passed(self) -> bool:
@@ -60,6 +61,7 @@ class TableResult:
             "rules_total": len(self.checks),
             "rules_passed": sum(c.passed for c in self.checks),
             "checks": [asdict(c) for c in self.checks],
+            "counts": self.counts,
         }
 
     def to_markdown(self) -> str:
@@ -107,22 +109,27 @@ def columns_needed(name: str, rules: Mapping[str, Any]) -> list[str]:
 
 
 def check_min_rows(df: pl.DataFrame, minimum: int) -> CheckOutcome:
-    n = df.height
-    ok = n >= minimum
+    return min_rows_outcome(df.height, minimum)
+
+
+def min_rows_outcome(n: int, minimum: int) -> CheckOutcome:
     return _outcome(
         f"min_rows>={minimum}",
-        ok,
+        n >= minimum,
         f"{n:,} rows (minimum {minimum:,})",
         f"min_rows<{minimum}(={n})",
     )
 
 
 def check_non_null(df: pl.DataFrame, column: str) -> CheckOutcome:
-    nulls = df[column].null_count()
+    return non_null_outcome(column, df[column].null_count(), df.height)
+
+
+def non_null_outcome(column: str, nulls: int, n: int) -> CheckOutcome:
     return _outcome(
         f"non_null:{column}",
         nulls == 0,
-        f"{nulls:,} nulls / {df.height:,} rows",
+        f"{nulls:,} nulls / {n:,} rows",
         f"nulls_in:{column}({nulls})",
     )
 
@@ -138,49 +145,78 @@ def check_unique(df: pl.DataFrame, column: str) -> CheckOutcome:
 
 
 def check_short_notes(df: pl.DataFrame, min_chars: int, max_pct: float) -> CheckOutcome:
-    short = int((df["char_count"] < min_chars).sum())
-    rate = short / df.height
-    ok = rate <= max_pct
+    return short_notes_outcome(int((df["char_count"] < min_chars).sum()), df.height, min_chars,
+                               max_pct)  # fmt: skip
+
+
+def short_notes_outcome(short: int, n: int, min_chars: int, max_pct: float) -> CheckOutcome:
+    rate = short / n
     return _outcome(
         f"short_notes_pct<={_pct(max_pct)}",
-        ok,
-        f"{rate:.1%} short (< {min_chars} chars), {short:,}/{df.height:,}",
+        rate <= max_pct,
+        f"{rate:.1%} short (< {min_chars} chars), {short:,}/{n:,}",
         f"short_notes_pct>{max_pct}(={rate:.2f})",
     )
 
 
-def check_sections(df: pl.DataFrame, flags: list[str], min_pct: float) -> CheckOutcome:
+def _complete(df: pl.DataFrame, flags: list[str]) -> tuple[int, int]:
+    """(rows with every present flag set, how many flags are present)."""
     present = [f for f in flags if f in df.columns]
     complete = int(
         df.select(pl.all_horizontal([pl.col(f).fill_null(False) for f in present]))
         .to_series()
         .sum()
     )
-    rate = complete / df.height
-    ok = rate >= min_pct
+    return complete, len(present)
+
+
+def check_sections(df: pl.DataFrame, flags: list[str], min_pct: float) -> CheckOutcome:
+    complete, present = _complete(df, flags)
+    return sections_outcome(complete, df.height, present, min_pct)
+
+
+def sections_outcome(complete: int, n: int, present: int, min_pct: float) -> CheckOutcome:
+    rate = complete / n
     return _outcome(
         f"sections_pct>={_pct(min_pct)}",
-        ok,
-        f"{rate:.1%} of rows have all {len(present)} sections",
+        rate >= min_pct,
+        f"{rate:.1%} of rows have all {present} sections",
         f"sections_pct<{min_pct}(={rate:.2f})",
     )
 
 
-def check_range(df: pl.DataFrame, column: str, lo: float, hi: float) -> CheckOutcome:
+def _out_of_range(df: pl.DataFrame, column: str, lo: float, hi: float) -> tuple[int, int]:
+    """(values outside [lo, hi], non-null values)."""
     values = df[column].drop_nulls()
-    bad = int(((values < lo) | (values > hi)).sum())
+    if not values.len():
+        return 0, 0
+    return int(((values < lo) | (values > hi)).sum()), values.len()
+
+
+def check_range(df: pl.DataFrame, column: str, lo: float, hi: float) -> CheckOutcome:
+    return range_outcome(column, lo, hi, *_out_of_range(df, column, lo, hi))
+
+
+def range_outcome(column: str, lo: float, hi: float, bad: int, values: int) -> CheckOutcome:
     return _outcome(
         f"range:{column}∈[{lo},{hi}]",
         bad == 0,
-        f"all {values.len():,} non-null values within [{lo}, {hi}]"
+        f"all {values:,} non-null values within [{lo}, {hi}]"
         if bad == 0
-        else f"{bad:,} of {values.len():,} non-null values outside [{lo}, {hi}]",
+        else f"{bad:,} of {values:,} non-null values outside [{lo}, {hi}]",
         f"out_of_range:{column}({bad} not in [{lo},{hi}])",
     )
 
 
+def _future_births(df: pl.DataFrame, today: dt.date) -> int:
+    return int((df["birth_date"].drop_nulls() > today).sum())
+
+
 def check_no_future_birth(df: pl.DataFrame, today: dt.date) -> CheckOutcome:
-    future = int((df["birth_date"].drop_nulls() > today).sum())
+    return future_birth_outcome(_future_births(df, today), today)
+
+
+def future_birth_outcome(future: int, today: dt.date) -> CheckOutcome:
     return _outcome(
         "no_future_birth_date",
         future == 0,
@@ -218,24 +254,75 @@ def check_references(
 # --------------------------------------------------------------------------- per table
 
 
-def _row_rules(
+def row_counts(
     name: str, df: pl.DataFrame, rules: Mapping[str, Any], today: dt.date
-) -> list[CheckOutcome]:
-    """Rules that hold row by row: valid on any slice of the table."""
-    out = [check_non_null(df, c) for c in rules.get("required_non_null", []) if c in df.columns]
+) -> dict[str, Any]:
+    """The numbers behind the row-by-row rules of one slice. Counts of several slices add up
+    (:func:`add_counts`) to the numbers of the whole table."""
+    counts: dict[str, Any] = {"rows": df.height}
+    counts["nulls"] = {
+        c: df[c].null_count() for c in rules.get("required_non_null", []) if c in df.columns
+    }
     if df.height and "min_char_count" in rules and "char_count" in df.columns:
-        out.append(check_short_notes(df, rules["min_char_count"], rules.get("max_short_pct", 1.0)))
+        counts["short"] = int((df["char_count"] < rules["min_char_count"]).sum())
     if df.height and "required_section_flags" in rules:
+        counts["complete"], counts["flags"] = _complete(df, rules["required_section_flags"])
+    counts["range"] = {
+        col: list(_out_of_range(df, col, lo, hi))
+        for col, (lo, hi) in rules.get("numeric_ranges", {}).items()
+        if col in df.columns
+    }
+    if name == "patient" and "birth_date" in df.columns:
+        counts["future_births"] = _future_births(df, today)
+    return counts
+
+
+def add_counts(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sum of several slices' :func:`row_counts`."""
+    total: dict[str, Any] = {"rows": 0, "nulls": {}, "range": {}}
+    for part in parts:
+        total["rows"] += part["rows"]
+        for c, k in part.get("nulls", {}).items():
+            total["nulls"][c] = total["nulls"].get(c, 0) + k
+        for c, (bad, values) in part.get("range", {}).items():
+            b, v = total["range"].get(c, [0, 0])
+            total["range"][c] = [b + bad, v + values]
+        for field_ in ("short", "complete", "future_births"):
+            if field_ in part:
+                total[field_] = total.get(field_, 0) + part[field_]
+        if "flags" in part:
+            total["flags"] = part["flags"]
+    return total
+
+
+def row_outcomes(
+    name: str, counts: Mapping[str, Any], rules: Mapping[str, Any], today: dt.date
+) -> list[CheckOutcome]:
+    """The row-by-row rules' outcomes from their numbers: valid on any slice of the table."""
+    n = counts["rows"]
+    out = [
+        non_null_outcome(c, counts["nulls"][c], n)
+        for c in rules.get("required_non_null", [])
+        if c in counts["nulls"]
+    ]
+    if n and "min_char_count" in rules and "short" in counts:
         out.append(
-            check_sections(
-                df, rules["required_section_flags"], rules.get("required_sections_pct", 0.0)
+            short_notes_outcome(
+                counts["short"], n, rules["min_char_count"], rules.get("max_short_pct", 1.0)
+            )
+        )
+    if n and "required_section_flags" in rules and "complete" in counts:
+        out.append(
+            sections_outcome(
+                counts["complete"], n, counts["flags"], rules.get("required_sections_pct", 0.0)
             )
         )
     for col, (lo, hi) in rules.get("numeric_ranges", {}).items():
-        if col in df.columns and df[col].drop_nulls().len():
-            out.append(check_range(df, col, lo, hi))
-    if name == "patient" and "birth_date" in df.columns:
-        out.append(check_no_future_birth(df, today))
+        bad, values = counts["range"].get(col, (0, 0))
+        if values:
+            out.append(range_outcome(col, lo, hi, bad, values))
+    if "future_births" in counts:
+        out.append(future_birth_outcome(counts["future_births"], today))
     return out
 
 
@@ -256,8 +343,9 @@ def validate_cohort(
     df = _df(table)
     rules = merged_rules(name, overrides)
     today = today or dt.date.today()
-    checks = _row_rules(name, df, rules, today) + _unique(df, rules)
-    return TableResult(name, f"cohort={cohort}", df.height, checks)
+    counts = row_counts(name, df, rules, today)
+    checks = row_outcomes(name, counts, rules, today) + _unique(df, rules)
+    return TableResult(name, f"cohort={cohort}", df.height, checks, counts)
 
 
 def validate_table(
@@ -274,10 +362,43 @@ def validate_table(
     df = _df(table)
     rules = merged_rules(name, overrides)
     today = today or dt.date.today()
+    counts = row_counts(name, df, rules, today)
+    return _table_result(name, counts, df, rules, today, patient_ids, encounter_ids)
+
+
+def validate_table_parts(
+    name: str,
+    parts: list[Mapping[str, Any]],
+    keys: Frame,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    patient_ids: pl.Series | None = None,
+    encounter_ids: pl.Series | None = None,
+    today: dt.date | None = None,
+) -> TableResult:
+    """:func:`validate_table` from the cohorts' :func:`row_counts` and the table's key
+    columns only (``keys``: the key, ``cohort``, ``patient_id`` and ``encounter_id`` where the
+    table has them): the whole table's rows need not be read."""
+    rules = merged_rules(name, overrides)
+    today = today or dt.date.today()
+    return _table_result(
+        name, add_counts(parts), _df(keys), rules, today, patient_ids, encounter_ids
+    )
+
+
+def _table_result(
+    name: str,
+    counts: Mapping[str, Any],
+    df: pl.DataFrame,
+    rules: Mapping[str, Any],
+    today: dt.date,
+    patient_ids: pl.Series | None,
+    encounter_ids: pl.Series | None,
+) -> TableResult:
     checks: list[CheckOutcome] = []
     if "min_rows" in rules:
-        checks.append(check_min_rows(df, rules["min_rows"]))
-    checks += _row_rules(name, df, rules, today) + _unique(df, rules)
+        checks.append(min_rows_outcome(counts["rows"], rules["min_rows"]))
+    checks += row_outcomes(name, counts, rules, today) + _unique(df, rules)
     key = spec(name).key
     if df.height and "cohort" in df.columns:
         checks.append(check_cross_cohort(df, key))
@@ -287,12 +408,57 @@ def validate_table(
         checks.append(
             check_references(df, "encounter_id", "encounter", encounter_ids, skip_empty=True)
         )
-    return TableResult(name, "table", df.height, checks)
+    return TableResult(name, "table", counts["rows"], checks, dict(counts))
 
 
 # --------------------------------------------------------------------------------- gold
 
 GOLD_LIST_COLUMNS = ("active_conditions", "active_medications", "recent_labs", "procedures")
+
+
+def gold_counts(
+    gold: Frame,
+    row_validator: Callable[[dict[str, Any]], bool] | None = None,
+    max_age: int = 130,
+) -> dict[str, Any]:
+    """The numbers behind the Gold checks of a set of rows; they add up like
+    :func:`row_counts` (:func:`combine_gold_counts`)."""
+    df = _df(gold)
+    bad, values = _out_of_range(df, "patient_age", 0, max_age) if df.height else (0, 0)
+    counts: dict[str, Any] = {
+        "rows": df.height,
+        "age": [bad, values],
+        "null_lists": {col: df[col].null_count() for col in GOLD_LIST_COLUMNS},
+    }
+    if row_validator is not None:
+        counts["invalid"] = sum(1 for row in df.iter_rows(named=True) if not row_validator(row))
+    return counts
+
+
+def combine_gold_counts(
+    base: Mapping[str, Any], minus: Mapping[str, Any], plus: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``base - minus + plus``: the counts after rows ``minus`` were replaced by ``plus``."""
+
+    def num(m: Mapping[str, Any], k: str) -> int:
+        return int(m.get(k, 0) or 0)
+
+    out: dict[str, Any] = {
+        "rows": num(base, "rows") - num(minus, "rows") + num(plus, "rows"),
+        "age": [
+            base["age"][i] - minus.get("age", [0, 0])[i] + plus.get("age", [0, 0])[i]
+            for i in (0, 1)
+        ],
+        "null_lists": {
+            col: base["null_lists"].get(col, 0)
+            - minus.get("null_lists", {}).get(col, 0)
+            + plus.get("null_lists", {}).get(col, 0)
+            for col in GOLD_LIST_COLUMNS
+        },
+    }
+    if "invalid" in base:
+        out["invalid"] = num(base, "invalid") - num(minus, "invalid") + num(plus, "invalid")
+    return out
 
 
 def validate_gold(
@@ -303,8 +469,14 @@ def validate_gold(
     max_age: int = 130,
 ) -> TableResult:
     """Gold checks for one cohort's rows: count, age range, list columns, contract schema."""
-    df = _df(gold)
-    n = df.height
+    return gold_result(gold_counts(gold, row_validator, max_age), cohort, expected_rows, max_age)
+
+
+def gold_result(
+    counts: Mapping[str, Any], cohort: str, expected_rows: int, max_age: int = 130
+) -> TableResult:
+    """The Gold checks of one cohort from its :func:`gold_counts`."""
+    n = counts["rows"]
     checks = [
         _outcome(
             "rows_equal_encounters",
@@ -313,10 +485,11 @@ def validate_gold(
             f"row_count({n}!={expected_rows})",
         )
     ]
-    if df["patient_age"].drop_nulls().len():
-        checks.append(check_range(df, "patient_age", 0, max_age))
+    bad, values = counts["age"]
+    if values:
+        checks.append(range_outcome("patient_age", 0, max_age, bad, values))
     for col in GOLD_LIST_COLUMNS:
-        nulls = df[col].null_count()
+        nulls = counts["null_lists"][col]
         checks.append(
             _outcome(
                 f"never_null:{col}",
@@ -325,8 +498,8 @@ def validate_gold(
                 f"null_list:{col}({nulls})",
             )
         )
-    if row_validator is not None:
-        invalid = sum(1 for row in df.iter_rows(named=True) if not row_validator(row))
+    if "invalid" in counts:
+        invalid = counts["invalid"]
         checks.append(
             _outcome(
                 "contract_schema",
@@ -335,7 +508,7 @@ def validate_gold(
                 f"schema_invalid({invalid})",
             )
         )
-    return TableResult("gold.encounter_summary", f"cohort={cohort}", n, checks)
+    return TableResult("gold.encounter_summary", f"cohort={cohort}", n, checks, dict(counts))
 
 
 def ingest_log_table(results: list[TableResult], ingest_ts: dt.datetime) -> pa.Table:

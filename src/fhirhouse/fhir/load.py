@@ -76,5 +76,5 @@ def load_bundle(data: bytes) -> Any:
                 entry["resource"] = _resource(e.resource)
             entries.append(entry)
         return {"resourceType": "Bundle", "entry": entries}
-    except (msgspec.DecodeError, orjson.JSONDecodeError):
+    except (msgspec.DecodeError, orjson.JSONDecodeError, UnicodeDecodeError):
         return orjson.loads(data)

@@ -126,15 +126,17 @@ def build_table(
     ingest_timestamp: dt.datetime,
     cohort: str,
     problems: Counter[tuple[str, str]] | None = None,
+    dedup: bool = True,
 ) -> pa.Table:
     """Build one Silver table for one cohort with the exact registry schema.
 
     ``records`` carry the parser's fields plus ``source_file``. Zero records give an empty
     table with the schema. When ``problems`` is given, every value that was present but could
     not be coerced (and so is stored as null) is counted there by ``(source_file, column)``.
+    ``dedup=False`` keeps every record (the caller deduplicates a whole cohort later).
     """
     table_spec = name if isinstance(name, TableSpec) else spec(name)
-    rows = dedup_last(records, table_spec.key)
+    rows = dedup_last(records, table_spec.key) if dedup else list(records)
     if table_spec.name == "genomic_report":
         for row in rows:
             if not row.get("data_limitation"):

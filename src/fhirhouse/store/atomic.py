@@ -6,13 +6,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.ipc as ipc
+from typing import TYPE_CHECKING, Any
 
 from fhirhouse import faults
 from fhirhouse.store.objects import StorePath
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def _replace_from_temp(path: Path, write: Any) -> None:
@@ -45,6 +45,7 @@ def write_json_atomic(
 
 def write_arrow_atomic(path: str | Path, table: pa.Table) -> None:
     """Write an Arrow IPC file atomically."""
+    import pyarrow.ipc as ipc
 
     def _write(fh: Any) -> None:
         with ipc.new_file(fh, table.schema) as writer:
@@ -54,7 +55,11 @@ def write_arrow_atomic(path: str | Path, table: pa.Table) -> None:
 
 
 def read_arrow(path: str | Path) -> pa.Table:
-    with pa.OSFile(str(path), "rb") as source:
+    """An Arrow IPC file, memory-mapped: the bytes are read only as columns are used."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    with pa.memory_map(str(path), "rb") as source:
         return ipc.open_file(source).read_all()
 
 

@@ -1,50 +1,38 @@
 """The only code that touches Delta tables.
 
-Silver tables are partitioned by ``cohort`` and written one cohort slice at a time: after
-:func:`write_cohort_slice` the partition holds exactly the new rows (inserted, updated,
-deleted), other partitions are untouched, and an unchanged slice commits nothing. The MERGE
-predicate carries the cohort literal, so writers of different cohorts never conflict; commit
-conflicts that still happen (a concurrent table creation, say) are retried.
+Silver tables are partitioned by ``cohort`` and written one cohort slice at a time
+(:func:`write_cohort_slice`): a cohort written for the first time is appended; later writes
+MERGE only the rows that changed (inserted, updated, deleted), scoped to the partition by a
+literal, so writers of different cohorts never conflict and Change Data Feed shows exactly
+what changed. An unchanged slice commits nothing. Commit conflicts that still happen (a
+concurrent table creation, say) are retried.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from fhirhouse import faults
+from fhirhouse.layout import COHORT_LABEL, check_cohort_label
 from fhirhouse.store.maintenance import commit_properties, open_table, table_name
 from fhirhouse.store.objects import delta_storage_options, is_uri
+
+__all__ = ["COHORT_LABEL", "check_cohort_label"]
 
 log = logging.getLogger(__name__)
 
 CDF = {"delta.enableChangeDataFeed": "true"}
-COHORT_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _OP = "_fhirhouse_op"
-
-
-def check_cohort_label(label: str) -> str:
-    """Return ``label`` if it is a safe cohort label, else raise ``ValueError``.
-
-    Labels become folder names and SQL literals: letters, digits, ``_``, ``-`` and ``.`` only
-    (not leading), at most 64 characters, never ``..``.
-    """
-    if not isinstance(label, str) or not COHORT_LABEL.match(label) or ".." in label:
-        raise ValueError(
-            f"invalid cohort label {label!r}: use letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit (max 64 chars)"
-        )
-    return label
 
 
 @dataclass
@@ -57,7 +45,6 @@ class WriteResult:
     deleted: int
     delta_version: int
     committed: bool
-    cross_cohort_duplicate_keys: int
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -115,6 +102,24 @@ def partition_values(path: object, column: str = "cohort") -> list[str]:
     if not is_table(path):
         return []
     return sorted({p[column] for p in open_table(path).partitions() if column in p})
+
+
+def partition_rows(table: DeltaTable, column: str = "cohort") -> dict[str, int]:
+    """Rows per partition value, from the table's file statistics (no data is read)."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return {}
+    counts = pl.from_arrow(actions.select([f"partition.{column}", "num_records"]))
+    by = counts.group_by(f"partition.{column}").agg(pl.col("num_records").sum())
+    return {str(k): int(v) for k, v in by.iter_rows()}
+
+
+def table_rows(path: object) -> int:
+    """Rows of the table at ``path`` from its file statistics; 0 when there is no table."""
+    if not is_table(path):
+        return 0
+    actions = pa.table(open_table(path).get_add_actions(flatten=True))
+    return int(pa.compute.sum(actions.column("num_records")).as_py() or 0)
 
 
 def scan(path: object, version: int | None = None) -> pl.LazyFrame:
@@ -224,12 +229,39 @@ def _merge_until_committed(
     raise AssertionError("unreachable")
 
 
+def _append(
+    table: DeltaTable, data: pa.Table, metadata: Mapping[str, Any] | None, retries: int = 5
+) -> None:
+    """One append commit. Appends never conflict with each other, but delta-rs refuses one
+    that follows a concurrent MERGE of another partition; nothing was added then, so the
+    append is simply made again."""
+    name = table_name(table.table_uri)
+    for attempt in range(retries + 1):
+        faults.point("delta.before_commit", name)
+        try:
+            write_deltalake(
+                table, data, mode="append", commit_properties=commit_properties(metadata)
+            )
+            break
+        except CommitFailedError as exc:
+            if attempt == retries:
+                raise
+            log.info(
+                "append conflict (%s); retry %d of %d", type(exc).__name__, attempt + 1, retries
+            )
+            time.sleep(0.05 * (attempt + 1))
+            table.update_incremental()
+    faults.point("delta.after_commit", name)
+
+
 def write_cohort_slice(
     path: object,
     data: pa.Table,
     *,
     key: str,
     cohort: str,
+    scope: Collection[str] | None = None,
+    expected_rows: int | None = None,
     partition_column: str = "cohort",
     ignore_columns: Iterable[str] = ("ingest_timestamp",),
     retries: int = 5,
@@ -237,25 +269,54 @@ def write_cohort_slice(
 ) -> WriteResult:
     """Make the ``cohort`` partition of the table at ``path`` hold exactly ``data``.
 
-    One MERGE commit (insert new keys, update changed rows, delete vanished keys), scoped to
-    the partition by a literal; nothing is committed when the slice is unchanged.
+    ``scope``: the keys that can have changed since the previous write (all others are known
+    to be unchanged), so only their rows are read and compared. It is trusted only while the
+    partition still holds ``expected_rows`` rows (what the previous write left); otherwise
+    the whole partition is compared, which also repairs a partition changed behind our back.
+    An empty partition is appended to; otherwise one MERGE commit inserts new keys, updates
+    changed rows and deletes vanished keys; nothing is committed when nothing changed.
     """
     check_cohort_label(cohort)
     table = ensure_table(path, data.schema, [partition_column])
-    merged = _merge_until_committed(
-        table,
-        data,
-        key,
-        lambda t: t.to_pyarrow_table(filters=[(partition_column, "=", cohort)]),
-        ignore_columns,
-        f"t.{_q(partition_column)} = '{cohort}'",
-        retries,
-        metadata,
-    )
-    table.update_incremental()
-    dupes = cross_partition_duplicates(table, data, key, partition_column, cohort)
-    if dupes:
-        log.warning("%d primary keys of cohort %s also exist in another cohort", dupes, cohort)
+    present = partition_rows(table, partition_column).get(cohort, 0)
+    if scope is not None and expected_rows is not None and present != expected_rows:
+        log.warning(
+            "%s cohort %s holds %d rows where %d were written; comparing the whole partition",
+            table_name(path),
+            cohort,
+            present,
+            expected_rows,
+        )
+        scope = None
+    if present == 0:
+        merged = MergeCounts()
+        if data.num_rows:
+            _append(table, data, metadata)
+            merged = MergeCounts(inserted=data.num_rows, committed=True)
+    elif scope is not None and not scope:
+        merged = MergeCounts()
+    else:
+        keys = None if scope is None else sorted(scope)
+        new = data if keys is None else _rows_with_keys(data, key, keys)
+
+        def read_old(t: DeltaTable) -> pa.Table:
+            rows = scan(path, version=t.version()).filter(pl.col(partition_column) == cohort)
+            if keys is not None:
+                rows = rows.filter(pl.col(key).is_in(keys))
+            return rows.collect().to_arrow()
+
+        merged = _merge_until_committed(
+            table,
+            new,
+            key,
+            read_old,
+            ignore_columns,
+            f"t.{_q(partition_column)} = '{cohort}'",
+            retries,
+            metadata,
+        )
+    if merged.committed:
+        table.update_incremental()
     return WriteResult(
         table_path=str(path),
         cohort=cohort,
@@ -265,7 +326,47 @@ def write_cohort_slice(
         deleted=merged.deleted,
         delta_version=table.version(),
         committed=merged.committed,
-        cross_cohort_duplicate_keys=dupes,
+    )
+
+
+def append_rows(
+    path: object,
+    data: pa.Table,
+    *,
+    partition_by: list[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> int:
+    """Append ``data`` (rows whose keys the table does not hold) in one commit; the new
+    version. Creates the table when missing."""
+    table = ensure_table(path, data.schema, partition_by or [])
+    if data.num_rows:
+        _append(table, data, metadata)
+        table.update_incremental()
+    return table.version()
+
+
+def _rows_with_keys(data: pa.Table, key: str, keys: list[str]) -> pa.Table:
+    import pyarrow.compute as pc
+
+    return data.filter(pc.is_in(data.column(key), value_set=pa.array(keys, pa.string())))
+
+
+def merge_rows(
+    path: object,
+    data: pa.Table,
+    *,
+    key: str,
+    read_old: Callable[[DeltaTable], pa.Table],
+    ignore_columns: Iterable[str] = (),
+    retries: int = 5,
+    metadata: Mapping[str, Any] | None = None,
+) -> MergeCounts:
+    """Make the table's rows ``read_old(table)`` become ``data``: one MERGE of the keys that
+    were inserted, changed or deleted (none when nothing changed); ``read_old`` is read again
+    after a commit conflict."""
+    table = ensure_table(path, data.schema, [])
+    return _merge_until_committed(
+        table, data, key, read_old, ignore_columns, None, retries, metadata
     )
 
 
@@ -298,17 +399,3 @@ def upsert_keys(
     return _merge_until_committed(
         table, data, key, read_old, ignore_columns, None, retries, metadata
     )
-
-
-def cross_partition_duplicates(
-    table: DeltaTable, data: pa.Table, key: str, partition_column: str, cohort: str
-) -> int:
-    """How many keys of ``data`` also appear in another partition of ``table``."""
-    if data.num_rows == 0:
-        return 0
-    others = table.to_pyarrow_table(columns=[key], filters=[(partition_column, "!=", cohort)])
-    if others.num_rows == 0:
-        return 0
-    mine = pl.from_arrow(data.select([key]))
-    theirs = pl.from_arrow(others).unique()
-    return mine.join(theirs, on=key, how="semi").height

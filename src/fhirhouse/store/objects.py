@@ -22,9 +22,10 @@ import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow.fs as pafs
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 SCHEMES = ("s3://",)
 STATE_DIR_ENV = "FHIRHOUSE_STATE_DIR"
@@ -90,7 +91,15 @@ def delta_storage_options(path: object) -> dict[str, str] | None:
 _FILESYSTEMS: dict[str, pafs.FileSystem] = {}
 
 
+def _pafs() -> Any:
+    """``pyarrow.fs``, imported on first use: local roots never need it."""
+    import pyarrow.fs
+
+    return pyarrow.fs
+
+
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    pafs = _pafs()
     scheme_bucket = uri.split("/", 3)[:3]
     key = "/".join(scheme_bucket)
     if key not in _FILESYSTEMS:
@@ -156,12 +165,15 @@ class StorePath:
         return self._fs.get_file_info(self._key)
 
     def exists(self) -> bool:
+        pafs = _pafs()
         return self._info().type != pafs.FileType.NotFound
 
     def is_file(self) -> bool:
+        pafs = _pafs()
         return self._info().type == pafs.FileType.File
 
     def is_dir(self) -> bool:
+        pafs = _pafs()
         return self._info().type == pafs.FileType.Directory
 
     def is_symlink(self) -> bool:
@@ -174,6 +186,7 @@ class StorePath:
         return self.uri == other.uri or self.uri.startswith(other.uri + "/")
 
     def iterdir(self) -> Iterator[StorePath]:
+        pafs = _pafs()
         selector = pafs.FileSelector(self._key, recursive=False, allow_not_found=True)
         for info in self._fs.get_file_info(selector):
             yield StorePath(f"{self.uri}/{info.base_name}", info)
@@ -183,6 +196,7 @@ class StorePath:
         return (p for p in self.iterdir() if fnmatch.fnmatchcase(p.name, pattern))
 
     def stat(self) -> SimpleNamespace:
+        pafs = _pafs()
         info = self._info()
         if info.type != pafs.FileType.File:
             raise FileNotFoundError(f"no object at {self.uri}")

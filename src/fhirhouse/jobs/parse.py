@@ -1,0 +1,350 @@
+"""Parse bundles into typed Silver rows: only the bundles that changed, on several cores.
+
+:func:`parse_paths` reads and parses a list of bundle files into one Arrow table per Silver
+table (every row, not yet deduplicated, with ``source_file``), plus quarantine entries and
+what each file was parsed from. Given more than one worker and enough bytes, it spreads the
+files over worker processes (started with ``spawn``: delta-rs breaks in a forked child);
+the calling process parses a share itself.
+
+:class:`ParseIndex` is the cohort's record of what each bundle was parsed from (size,
+modification time, its DICOM files, SHA-256), keyed by a digest of the file name so that no
+bundle name is written down, plus a digest of the parser's own code: a code change
+re-parses everything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from fhirhouse import SILVER_TABLES, digest
+from fhirhouse.bronze.dicom_index import DicomIndex
+from fhirhouse.fhir.load import load_bundle
+from fhirhouse.fhir.parser import NotABundleError, RejectedBundleError, parse_bundle
+from fhirhouse.jobs import parse_workers
+from fhirhouse.redact import redact
+from fhirhouse.silver.build import build_table
+from fhirhouse.store.atomic import write_json_atomic
+from fhirhouse.store.objects import StorePath, is_uri
+
+log = logging.getLogger(__name__)
+
+BundlePath = Path | StorePath
+#: Records are turned into Arrow tables every this many input bytes (bounds memory).
+BUILD_EVERY_BYTES = 64 * 2**20
+_PARSER_MODULES = ("fhir", "silver")
+
+
+def code_digest() -> str:
+    """A digest of the source of the modules that decide what a bundle parses into."""
+    base = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for folder in _PARSER_MODULES:
+        for src in sorted((base / folder).glob("*.py")):
+            h.update(src.name.encode())
+            h.update(src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What a bundle file was parsed from."""
+
+    size: int
+    mtime_ns: int
+    dicom: str  # fingerprint of the bundle's DICOM files ("" when it has none)
+    digest: str = ""  # of the bytes parsed (fhirhouse.digest)
+
+    def same_stat(self, other: FileState) -> bool:
+        return (self.size, self.mtime_ns, self.dicom) == (other.size, other.mtime_ns, other.dicom)
+
+
+@dataclass
+class ParseIndex:
+    """Per bundle (by :func:`name_key`): the :class:`FileState` its rows were parsed from."""
+
+    code: str
+    files: dict[str, FileState] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> ParseIndex | None:
+        try:
+            doc = json.loads(path.read_text())
+            files = {k: FileState(*v) for k, v in doc["files"].items()}
+            return cls(doc["code"], files)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def write(self, path: Path) -> None:
+        files = {k: [s.size, s.mtime_ns, s.dicom, s.digest] for k, s in sorted(self.files.items())}
+        write_json_atomic(path, {"code": self.code, "files": files})
+
+
+def file_states(paths: Sequence[BundlePath], dicom: Iterable[BundlePath]) -> dict[str, FileState]:
+    """The current :class:`FileState` (without digest) of each bundle, by file name."""
+    by_stem: dict[str, list[str]] = {}
+    for d in dicom:
+        st = d.stat()
+        for p in paths:  # DICOM names start with their bundle's stem
+            if d.name.startswith(p.stem):
+                by_stem.setdefault(p.name, []).append(f"{d.name}\0{st.st_size}\0{st.st_mtime_ns}")
+                break
+    out = {}
+    for p in paths:
+        st = p.stat()
+        parts = sorted(by_stem.get(p.name, []))
+        fp = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16] if parts else ""
+        out[p.name] = FileState(st.st_size, st.st_mtime_ns, fp)
+    return out
+
+
+@dataclass
+class ParsedFiles:
+    """Rows of every parsed file per table, quarantine entries, and per-file digests."""
+
+    tables: dict[str, pa.Table]
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)
+    bytes: int = 0
+
+    @property
+    def files(self) -> int:
+        return len(self.digests)
+
+
+def quarantine_entry(
+    cohort: str,
+    name: str,
+    sha256: str | None,
+    size: int | None,
+    kind: str,
+    reason: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "cohort": cohort,
+        "file_ref": redact(name),
+        "sha256": sha256,
+        "bytes": size,
+        "kind": kind,
+        "reason": reason,
+        **extra,
+    }
+
+
+def _json_error(exc: orjson.JSONDecodeError) -> str:
+    """Where the JSON breaks, without quoting the document (it may hold identifiers)."""
+    what = str(exc).split(":", 1)[0]
+    where = f"line {exc.lineno} column {exc.colno}" if exc.lineno else f"byte {exc.pos}"
+    return f"not valid JSON ({what} at {where})"
+
+
+def _as_path(path: str) -> BundlePath:
+    return StorePath(path) if is_uri(path) else Path(path)
+
+
+class _Builder:
+    """Turns records into Arrow tables every :data:`BUILD_EVERY_BYTES` of input."""
+
+    def __init__(self, cohort: str, ingest_ts: dt.datetime, out: ParsedFiles) -> None:
+        self.cohort, self.ingest_ts, self.out = cohort, ingest_ts, out
+        self.records: dict[str, list[dict[str, Any]]] = {t: [] for t in SILVER_TABLES}
+        self.sizes: dict[str, int] = {}
+        self.parts: dict[str, list[pa.Table]] = {t: [] for t in SILVER_TABLES}
+        self.pending = 0
+
+    def add(self, name: str, size: int, records: dict[str, list[dict[str, Any]]]) -> None:
+        self.sizes[name] = size
+        for table, recs in records.items():
+            for rec in recs:
+                rec["source_file"] = name
+            self.records[table].extend(recs)
+        self.pending += size
+        if self.pending >= BUILD_EVERY_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        for table in SILVER_TABLES:
+            problems: Counter[tuple[str, str]] = Counter()
+            self.parts[table].append(
+                build_table(
+                    table,
+                    self.records[table],
+                    ingest_timestamp=self.ingest_ts,
+                    cohort=self.cohort,
+                    problems=problems,
+                    dedup=False,
+                )
+            )
+            for (name, column), count in sorted(problems.items()):
+                reason = (
+                    f"{table}.{column}: {count} value(s) of the wrong type or format, "
+                    "stored as null"
+                )
+                log.warning("bundle %s: %s", redact(name), reason)
+                self.out.quarantine.append(
+                    {
+                        "cohort": self.cohort,
+                        "file_ref": redact(name),
+                        "bytes": self.sizes.get(name),
+                        "kind": "value",
+                        "reason": reason,
+                        "table": table,
+                        "column": column,
+                        "count": count,
+                    }
+                )
+            self.records[table] = []
+        self.pending = 0
+
+    def tables(self) -> dict[str, pa.Table]:
+        self.flush()
+        return {t: pa.concat_tables(parts) for t, parts in self.parts.items()}
+
+
+def parse_batch(
+    cohort: str, paths: Sequence[str], root: str, ingest_ts: dt.datetime
+) -> ParsedFiles:
+    """Read and parse each bundle once; bad files are quarantined, the rest goes on.
+
+    Module-level and on plain strings so that a worker process can run it."""
+    dicom = DicomIndex.for_root(root)
+    resolver = dicom.resolve if len(dicom) else None
+    out = ParsedFiles(tables={})
+    builder = _Builder(cohort, ingest_ts, out)
+    started = time.monotonic()
+    for i, path in enumerate(map(_as_path, paths), 1):
+        data = path.read_bytes()
+        out.bytes += len(data)
+        out.digests[path.name] = digest.of_bytes(data)
+        try:
+            parsed = parse_bundle(load_bundle(data), resolver)
+        except orjson.JSONDecodeError as exc:
+            reason = "empty file" if not data.strip() else _json_error(exc)
+        except NotABundleError as exc:
+            reason = f"not a FHIR Bundle: {exc}"
+        except RejectedBundleError as exc:
+            reason = str(exc)
+        else:
+            reason = None
+        # the SHA-256 a user can check with sha256sum, for files with something to report
+        sha256 = hashlib.sha256(data).hexdigest() if reason or parsed.issues else None
+        if reason is not None:
+            out.quarantine.append(
+                quarantine_entry(cohort, path.name, sha256, len(data), "file", reason)
+            )
+            log.warning("bundle %s quarantined: %s", redact(path.name), reason)
+            continue
+        if parsed.issues:
+            kinds = Counter(issue.reason.split(":", 1)[0] for issue in parsed.issues)
+            log.warning(
+                "bundle %s: %d resource(s) dropped or kept FHIR-only (%s)",
+                redact(path.name),
+                len(parsed.issues),
+                ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items())),
+            )
+        for issue in parsed.issues:
+            out.quarantine.append(
+                quarantine_entry(
+                    cohort,
+                    path.name,
+                    sha256,
+                    len(data),
+                    "resource",
+                    issue.reason,
+                    resource_type=issue.resource_type,
+                )
+            )
+        builder.add(path.name, len(data), parsed.records)
+        if i % 100 == 0:
+            log.info(
+                "cohort %s: parsed %d/%d bundles (%.1f s)",
+                cohort,
+                i,
+                len(paths),
+                time.monotonic() - started,
+            )
+    out.tables = builder.tables()
+    return out
+
+
+def _shares(paths: Sequence[BundlePath], sizes: Sequence[int], n: int) -> list[list[str]]:
+    """``n`` lists of paths with about equal bytes (largest files placed first)."""
+    shares: list[list[str]] = [[] for _ in range(n)]
+    load = [0] * n
+    for size, path in sorted(zip(sizes, paths, strict=True), key=lambda sp: -sp[0]):
+        i = load.index(min(load))
+        shares[i].append(str(path))
+        load[i] += size
+    return shares
+
+
+def _log_file() -> str | None:
+    """The job's log file (the root logger's file handler), for worker processes to share."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return handler.baseFilename
+    return None
+
+
+def _worker_logging(log_file: str | None, level: int) -> None:
+    """A worker logs into the job's log file, like the job itself (never to the console)."""
+    from fhirhouse import logs
+
+    logs.configure(log_file, level=level, console_level="CRITICAL")
+
+
+def _merge(parts: list[ParsedFiles]) -> ParsedFiles:
+    out = ParsedFiles(
+        tables={t: pa.concat_tables([p.tables[t] for p in parts]) for t in SILVER_TABLES}
+    )
+    for p in parts:
+        out.quarantine += p.quarantine
+        out.digests.update(p.digests)
+        out.bytes += p.bytes
+    return out
+
+
+def parse_paths(
+    cohort: str,
+    paths: Sequence[BundlePath],
+    sizes: Sequence[int],
+    root: str | Path,
+    ingest_ts: dt.datetime,
+    workers: int = 1,
+) -> ParsedFiles:
+    """Parse ``paths`` (of ``sizes`` bytes) on up to ``workers`` processes, this one included.
+
+    More processes only when each gets enough bytes (:func:`fhirhouse.jobs.parse_workers`)."""
+    n = min(parse_workers(sum(sizes), workers), max(1, len(paths)))
+    if n == 1:
+        return parse_batch(cohort, [str(p) for p in paths], str(root), ingest_ts)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    shares = _shares(paths, sizes, n)
+    log.info("cohort %s: parsing %d bundles on %d processes", cohort, len(paths), n)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=n - 1,
+        mp_context=context,
+        initializer=_worker_logging,
+        initargs=(_log_file(), logging.getLogger().level),
+    ) as pool:
+        futures = [
+            pool.submit(parse_batch, cohort, share, str(root), ingest_ts) for share in shares[1:]
+        ]
+        mine = parse_batch(cohort, shares[0], str(root), ingest_ts)
+        parts = [mine, *(f.result() for f in futures)]
+    return _merge(parts)

@@ -1,0 +1,315 @@
+"""Silver: one job per cohort parses what changed and writes all ten tables.
+
+The job keeps, per table, every row it ever parsed for the cohort (the parse cache under
+``_staging/silver/cohort=<c>/``) and, in ``files.json``, what each bundle was parsed from. A
+rerun parses only added or changed bundles, drops the rows of changed and removed ones from
+the cache, and writes only the rows whose keys can have changed; a cohort's first write is an
+append. Row-level checks run on the slice in memory. The patients whose rows changed are
+handed to the cohort's Gold job (``_staging/gold/cohort=<c>.pending.arrow``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fhirhouse import SILVER_TABLES
+from fhirhouse.bronze import landing
+from fhirhouse.jobs import checking
+from fhirhouse.jobs.parse import (
+    FileState,
+    ParseIndex,
+    code_digest,
+    file_states,
+    parse_paths,
+)
+from fhirhouse.jobs.runlog import now, run_id, write_marker
+from fhirhouse.layout import Layout
+from fhirhouse.redact import name_key, redact
+from fhirhouse.silver.registry import RUN_COLUMNS, spec
+from fhirhouse.store import delta
+from fhirhouse.store.atomic import read_arrow, read_json, write_arrow_atomic, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+PENDING_SCHEMA = pa.schema([("patient_id", pa.string())])
+
+
+@dataclass
+class CohortSilver:
+    """What a Silver job leaves in memory for the next step (``fhirhouse run``)."""
+
+    marker: dict[str, Any]
+    slices: dict[str, pa.Table]  # the cohort's rows per table, one per key
+    patients: list[str] | None  # patients whose rows changed; None: all of them
+
+
+def _is_in(values: pa.ChunkedArray | pa.Array, members: Sequence[str]) -> pa.Array:
+    return pc.is_in(values, value_set=pa.array(list(members), pa.string()))
+
+
+def dedup_last(rows: pa.Table, key: str) -> pa.Table:
+    """One row per ``key``: the last one in ``rows`` order (later files win)."""
+    if rows.num_rows == 0 or pc.count_distinct(rows.column(key)).as_py() == rows.num_rows:
+        return rows
+    idx = pa.table({"k": rows.column(key), "i": pa.array(range(rows.num_rows), pa.int64())})
+    last = idx.group_by("k", use_threads=False).aggregate([("i", "max")]).column("i_max")
+    return rows.take(pc.sort_indices(last))
+
+
+def _by_file(rows: pa.Table) -> pa.Table:
+    """Rows in bundle-file order (stable: a file's rows keep their order)."""
+    if rows.num_rows == 0:
+        return rows
+    return rows.take(pc.sort_indices(rows, [("source_file", "ascending")]))
+
+
+def _read_cache(layout: Layout, cohort: str, code: str) -> tuple[ParseIndex, dict] | None:
+    """The cohort's parse index and cached rows, when both are there and current."""
+    index = ParseIndex.read(layout.parse_index(cohort))
+    if index is None or index.code != code:
+        return None
+    try:
+        cache = {t: read_arrow(layout.staged(cohort, t)) for t in SILVER_TABLES}
+    except (OSError, pa.ArrowInvalid):
+        return None
+    if any(cache[t].schema != spec(t).schema for t in SILVER_TABLES):
+        return None
+    return index, cache
+
+
+def _pending(layout: Layout, cohort: str) -> tuple[bool, set[str]] | None:
+    """(all patients?, patients) still due for the cohort's Gold; ``None``: nothing due."""
+    path = layout.gold_pending(cohort)
+    if not path.exists():
+        return None
+    table = read_arrow(path)
+    meta = table.schema.metadata or {}
+    return meta.get(b"all") == b"true", set(table.column("patient_id").to_pylist())
+
+
+def write_pending(layout: Layout, cohort: str, patients: set[str] | None) -> None:
+    """Add ``patients`` (``None``: all) to what the cohort's Gold job must recompute."""
+    due = _pending(layout, cohort)
+    everyone = patients is None or (due is not None and due[0])
+    ids = set() if everyone else (patients or set()) | (due[1] if due else set())
+    schema = PENDING_SCHEMA.with_metadata({"all": "true" if everyone else "false"})
+    write_arrow_atomic(
+        layout.gold_pending(cohort), pa.table({"patient_id": sorted(ids)}, schema=schema)
+    )
+
+
+def _quarantine(
+    layout: Layout, cohort: str, kept: Sequence[str], new: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The cohort's quarantine list: earlier entries of unchanged files, plus ``new``."""
+    path = layout.quarantine(cohort)
+    refs = {redact(n) for n in kept}
+    try:
+        old = read_json(path).get("entries", []) if path.exists() else []
+    except ValueError:
+        old = []
+    entries = [e for e in old if e.get("file_ref") in refs] + new
+    write_json_atomic(path, {"cohort": cohort, "checked_at": now(), "entries": entries})
+    return entries
+
+
+def silver_job(
+    root: str | Path,
+    cohort: str,
+    *,
+    workers: int = 1,
+    policy: str = "warn",
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    check_outputs: Mapping[str, str | Path] | None = None,
+    check_markdown: str | Path | None = None,
+    marker: str | Path | None = None,
+) -> CohortSilver:
+    """Bring the cohort's slice of every Silver table up to date with its Bronze files."""
+    layout = Layout.of(root)
+    started = time.monotonic()
+    files = landing.cohort_files(root, cohort)
+    if not files:
+        raise FileNotFoundError(f"cohort {cohort} has no bundle files")
+    states = file_states(files, landing.cohort_dicom_files(root, files))
+    code = code_digest()
+    cached = _read_cache(layout, cohort, code)
+    full = cached is None
+    index, cache = cached if cached else (ParseIndex(code), {})
+
+    kept: list[str] = []
+    to_read = []
+    for p in files:
+        old = index.files.get(name_key(p.name))
+        if old is not None and old.same_stat(states[p.name]):
+            kept.append(p.name)
+        else:
+            to_read.append(p)
+    ingest_ts = dt.datetime.now(dt.UTC)
+    parsed = parse_paths(
+        cohort, to_read, [states[p.name].size for p in to_read], root, ingest_ts, workers
+    )
+    new_index = ParseIndex(code, {name_key(n): index.files[name_key(n)] for n in kept})
+    same: list[str] = []  # read again, but the same bytes and DICOM files as last time
+    for p in to_read:
+        st, digest = states[p.name], parsed.digests[p.name]
+        old = index.files.get(name_key(p.name))
+        if old is not None and old.digest == digest and old.dicom == st.dicom:
+            same.append(p.name)
+        new_index.files[name_key(p.name)] = FileState(st.size, st.mtime_ns, st.dicom, digest)
+    unchanged = kept + same
+    changed_files = len(to_read) - len(same)
+
+    rows: dict[str, pa.Table] = {}
+    slices: dict[str, pa.Table] = {}
+    scopes: dict[str, set[str] | None] = {}
+    expected: dict[str, int | None] = {}
+    patients: set[str] = set()
+    for t in SILVER_TABLES:
+        key = spec(t).key
+        fresh = parsed.tables[t]
+        if same:
+            fresh = fresh.filter(pc.invert(_is_in(fresh.column("source_file"), same)))
+        if full:
+            rows[t] = _by_file(fresh)
+            scopes[t], expected[t] = None, None
+        else:
+            old = cache[t]
+            keep_mask = _is_in(old.column("source_file"), unchanged)
+            stale = old.filter(pc.invert(keep_mask))
+            rows[t] = _by_file(pa.concat_tables([old.filter(keep_mask), fresh]))
+            scopes[t] = set(stale.column(key).to_pylist()) | set(fresh.column(key).to_pylist())
+            expected[t] = dedup_last(old, key).num_rows
+            for part in (stale, fresh):
+                patients |= set(part.column("patient_id").drop_null().to_pylist())
+        slices[t] = dedup_last(rows[t], key)
+
+    quarantine = _quarantine(layout, cohort, unchanged, parsed.quarantine)
+    # Gold learns what changed before anything is committed: a crash between the commits
+    # and the marker leaves the next Gold run with too much to do, never too little.
+    write_pending(layout, cohort, None if full else patients)
+    tables: dict[str, dict[str, Any]] = {}
+    for t in SILVER_TABLES:
+        result = delta.write_cohort_slice(
+            layout.silver_table(t),
+            slices[t],
+            key=spec(t).key,
+            cohort=cohort,
+            scope=scopes[t],
+            expected_rows=expected[t],
+            ignore_columns=RUN_COLUMNS,
+            metadata={"run_id": run_id(), "rule": "silver", "cohort": cohort},
+        )
+        tables[t] = {
+            k: getattr(result, k)
+            for k in ("rows", "inserted", "updated", "deleted", "delta_version", "committed")
+        }
+        if result.committed:
+            log.info(
+                "silver.%s cohort %s: %d rows (+%d ~%d -%d), version %d",
+                t,
+                cohort,
+                result.rows,
+                result.inserted,
+                result.updated,
+                result.deleted,
+                result.delta_version,
+            )
+    # The cache follows the tables: written after the commits it describes.
+    if full or changed_files or len(unchanged) != len(index.files):
+        for t in SILVER_TABLES:
+            write_arrow_atomic(layout.staged(cohort, t), rows[t])
+    new_index.write(layout.parse_index(cohort))
+
+    results = checking.check_cohort(slices, cohort, overrides)
+    checking.write_results(
+        results,
+        [
+            Path(check_outputs[t]) if check_outputs else layout.check_cohort(t, cohort)
+            for t in SILVER_TABLES
+        ],
+        Path(check_markdown) if check_markdown else layout.check_cohort_md(cohort),
+    )
+    quarantined_files = sum(1 for q in quarantine if q["kind"] == "file")
+    elapsed = time.monotonic() - started
+    log.info(
+        "cohort %s: %d bundles, %d parsed (%d bytes), %d quarantined; %s in %.2f s",
+        cohort,
+        len(files),
+        changed_files,
+        parsed.bytes,
+        quarantined_files,
+        "full build" if full else f"{len(patients)} patients changed",
+        elapsed,
+    )
+    payload = {
+        "cohort": cohort,
+        "files": len(files),
+        "read_files": len(to_read),
+        "parsed_files": changed_files,
+        "parsed_bytes": parsed.bytes,
+        "full": full,
+        "quarantined_files": quarantined_files,
+        "quarantined_resources": sum(1 for q in quarantine if q["kind"] == "resource"),
+        "null_coerced_values": sum(q["count"] for q in quarantine if q["kind"] == "value"),
+        "tables": tables,
+        "checks_passed": all(r.passed for r in results),
+        "seconds": round(elapsed, 3),
+    }
+    checking.enforce(results, policy)
+    out = write_marker(marker or layout.silver_cohort_marker(cohort), "silver", payload)
+    return CohortSilver(out, slices, None if full else sorted(patients))
+
+
+def silver_table_job(
+    root: str | Path, cohort: str, table: str, marker: str | Path | None = None
+) -> dict[str, Any]:
+    """Rewrite one table's cohort partition from the parse cache (no bundle is read): the
+    partition ends up holding exactly the cohort's cached rows."""
+    layout = Layout.of(root)
+    staged = layout.staged(cohort, table)
+    if not staged.exists():
+        raise FileNotFoundError(
+            f"no parse cache for cohort {cohort}; build the cohort's Silver first"
+        )
+    key = spec(table).key
+    data = dedup_last(read_arrow(staged), key)
+    result = delta.write_cohort_slice(
+        layout.silver_table(table),
+        data,
+        key=key,
+        cohort=cohort,
+        ignore_columns=RUN_COLUMNS,
+        metadata={"run_id": run_id(), "rule": "silver_table", "cohort": cohort},
+    )
+    log.info(
+        "silver.%s cohort %s rewritten from the parse cache: %d rows (+%d ~%d -%d), version %d",
+        table,
+        cohort,
+        result.rows,
+        result.inserted,
+        result.updated,
+        result.deleted,
+        result.delta_version,
+    )
+    payload = {"table": table, **result.to_dict()}
+    return write_marker(marker or layout.silver_marker(table, cohort), "silver", payload)
+
+
+def silver_versions(root: str | Path) -> dict[str, int | None]:
+    """The current Delta version of every Silver table (``None`` when absent)."""
+    layout = Layout.of(root)
+    return {t: delta.table_version(layout.silver_table(t)) for t in SILVER_TABLES}
+
+
+def silver_cohorts(root: str | Path) -> list[str]:
+    """Cohorts present in Silver (partitions of the encounter table)."""
+    return delta.partition_values(Layout.of(root).silver_table("encounter"))
