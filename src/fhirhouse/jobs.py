@@ -728,9 +728,10 @@ def check_gold_job(
         if ids and delta.is_table(layout.gold_table)
         else pl.from_arrow(gold.GOLD_SCHEMA.empty_table())
     )
-    from fhirhouse.gold.contract import row_validator
+    from fhirhouse.gold.contract import invalid_row_count
 
-    result = validate_gold(rows, cohort, len(set(ids)), row_validator(), max_age)
+    n = len(set(ids))
+    result = validate_gold(rows, cohort, n, max_age=max_age, invalid_rows=invalid_row_count)
     _write_results(
         [result],
         [Path(output) if output else layout.check_gold(cohort)],

@@ -301,8 +301,15 @@ def validate_gold(
     expected_rows: int,
     row_validator: Callable[[dict[str, Any]], bool] | None = None,
     max_age: int = 130,
+    *,
+    invalid_rows: Callable[[pl.DataFrame], int] | None = None,
 ) -> TableResult:
-    """Gold checks for one cohort's rows: count, age range, list columns, contract schema."""
+    """Gold checks for one cohort's rows: count, age range, list columns, contract schema.
+
+    The contract check counts the rows the schema rejects: with ``invalid_rows`` (a whole-frame
+    counter such as ``gold.contract.invalid_row_count``) when given, else with ``row_validator``
+    called on every row; without either it is skipped.
+    """
     df = _df(gold)
     n = df.height
     checks = [
@@ -325,8 +332,12 @@ def validate_gold(
                 f"null_list:{col}({nulls})",
             )
         )
-    if row_validator is not None:
-        invalid = sum(1 for row in df.iter_rows(named=True) if not row_validator(row))
+    if invalid_rows is not None or row_validator is not None:
+        invalid = (
+            invalid_rows(df)
+            if invalid_rows is not None
+            else sum(1 for row in df.iter_rows(named=True) if not row_validator(row))
+        )
         checks.append(
             _outcome(
                 "contract_schema",
