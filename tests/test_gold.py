@@ -14,6 +14,8 @@ import pyarrow as pa
 import pytest
 from conftest import FIXTURES, ORACLE, REPO, b64, build_lake, require_shared, write_bundles
 from deltalake import DeltaTable
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.cli import main
@@ -27,6 +29,8 @@ from fhirhouse.gold.encounter_summary import (
     SUMMARY_NAMESPACE,
     build_encounter_summary,
     empty_silver,
+    summary_id,
+    summary_ids,
 )
 from fhirhouse.gold.manifest import build_corpus_manifest
 from fhirhouse.silver.build import build_table
@@ -304,6 +308,15 @@ def test_summary_id_is_stable_and_unique(context_gold):
     assert ids == {k: v["summary_id"] for k, v in context_gold.items()}
     assert ids["enc-1"] == str(uuid.uuid5(SUMMARY_NAMESPACE, "enc-1"))
     assert len(set(ids.values())) == len(ids)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text()), max_size=20))
+def test_vectorized_summary_ids_are_uuid5(ids):
+    out = summary_ids(pl.Series("encounter_id", ids, pl.String))
+    assert out.dtype == pl.String and out.name == "encounter_id"
+    assert out.to_list() == [None if e is None else summary_id(e) for e in ids]
+    assert all(e is None or str(uuid.UUID(e)) == e for e in out)
 
 
 def test_empty_silver_gives_empty_gold_with_schema():
