@@ -172,6 +172,35 @@ def test_gold_checks():
     }
 
 
+def test_gold_contract_check_fast_path_reports_as_the_row_validator():
+    """``invalid_rows`` (the job's fast path) and ``row_validator`` give the same outcome."""
+    from fhirhouse.gold.contract import invalid_row_count, row_validator
+
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    gold = pl.from_arrow(build_encounter_summary(empty_silver(), now))
+    gold = pl.concat([gold, gold.clear(3)]).with_columns(
+        pl.Series("encounter_id", ["e1", "e2", None]),
+        pl.lit("x").alias("summary_id"),
+        pl.lit("p").alias("patient_id"),
+        pl.lit("f").alias("patient_gender"),
+        pl.lit("").alias("encounter_type"),
+        pl.lit([], pl.List(pl.String)).alias("active_conditions"),
+        pl.lit([], pl.List(pl.String)).alias("active_medications"),
+    )  # members of the struct columns are null, the structs themselves too: invalid rows
+    slow = validate_gold(gold, "A", 3, row_validator())
+    fast = validate_gold(gold, "A", 3, invalid_rows=invalid_row_count)
+    assert [c.__dict__ for c in fast.checks] == [c.__dict__ for c in slow.checks]
+    schema = outcome(fast, "contract_schema")
+    assert not schema.passed and schema.legacy == "schema_invalid(3)"
+    assert schema.detail == "0/3 rows valid against the contract JSON Schema"
+    ok = validate_gold(gold.head(0), "A", 0, invalid_rows=invalid_row_count)
+    assert outcome(ok, "contract_schema").detail == (
+        "0/0 rows valid against the contract JSON Schema"
+    )
+    # without either validator the contract check is skipped, as before
+    assert "contract_schema" not in {c.rule for c in validate_gold(gold, "A", 3).checks}
+
+
 def test_ingest_log_rows():
     r = validate_table("patient", patients(), today=TODAY)
     ts = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

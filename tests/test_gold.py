@@ -14,6 +14,8 @@ import pyarrow as pa
 import pytest
 from conftest import FIXTURES, ORACLE, REPO, b64, build_lake, require_shared, write_bundles
 from deltalake import DeltaTable
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.cli import main
@@ -21,11 +23,14 @@ from fhirhouse.fhir.parser import parse_bundle
 from fhirhouse.gold import contract
 from fhirhouse.gold.encounter_summary import (
     GOLD_SCHEMA,
+    NULLABLE_FIELDS,
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,
     SUMMARY_NAMESPACE,
     build_encounter_summary,
     empty_silver,
+    summary_id,
+    summary_ids,
 )
 from fhirhouse.gold.manifest import build_corpus_manifest
 from fhirhouse.silver.build import build_table
@@ -305,6 +310,15 @@ def test_summary_id_is_stable_and_unique(context_gold):
     assert len(set(ids.values())) == len(ids)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text()), max_size=20))
+def test_vectorized_summary_ids_are_uuid5(ids):
+    out = summary_ids(pl.Series("encounter_id", ids, pl.String))
+    assert out.dtype == pl.String and out.name == "encounter_id"
+    assert out.to_list() == [None if e is None else summary_id(e) for e in ids]
+    assert all(e is None or str(uuid.UUID(e)) == e for e in out)
+
+
 def test_empty_silver_gives_empty_gold_with_schema():
     table = build_encounter_summary(empty_silver(), NOW)
     assert table.num_rows == 0 and table.schema == GOLD_SCHEMA
@@ -379,6 +393,254 @@ def test_manifest_fields_and_empty_stats():
     assert set(empty.values()) == {0} and empty["avg_conditions_per_encounter"] == 0.0
 
 
+# ----------------------------------------------- the fast contract check agrees with jsonschema
+
+
+def legacy_invalid(df: pl.DataFrame) -> list[bool]:
+    """The reference verdicts: jsonschema on every row, as validate_gold did before."""
+    valid = contract.row_validator()
+    return [not valid(row) for row in df.iter_rows(named=True)]
+
+
+def assert_same_verdicts(df: pl.DataFrame) -> list[bool]:
+    expected = legacy_invalid(df)
+    assert contract.invalid_row_mask(df).to_list() == expected
+    assert contract.invalid_row_count(df) == sum(expected)
+    assert contract.invalid_row_count(df.to_arrow()) == sum(expected)
+    # Soundness of the vectorized pass: it never calls a rejected row valid.
+    sure = contract.certainly_valid(df).to_list()
+    assert not any(s and bad for s, bad in zip(sure, expected, strict=True))
+    return expected
+
+
+@pytest.fixture(scope="module")
+def good_frame() -> pl.DataFrame:
+    """Two valid rows: a full one (enc-1) and a sparse one (enc-2)."""
+    return pl.from_arrow(build_encounter_summary(silver_from(context_bundle()), NOW))
+
+
+def with_column(df: pl.DataFrame, name: str, values: list, dtype=None) -> pl.DataFrame:
+    return df.with_columns(pl.Series(name, values, dtype=dtype, strict=False))
+
+
+def null_at_0(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    return df.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(None).otherwise(pl.col(name)).alias(name)
+    )
+
+
+def test_fast_check_is_sure_of_valid_rows(good_frame):
+    assert assert_same_verdicts(good_frame) == [False, False]
+    assert contract.certainly_valid(good_frame).all()  # no row falls back to jsonschema
+    empty = pl.from_arrow(GOLD_SCHEMA.empty_table())
+    assert contract.invalid_row_mask(empty).to_list() == [] and not contract.invalid_row_count(
+        empty
+    )
+
+
+def test_fast_check_nulls_where_not_nullable(good_frame):
+    for name in GOLD_SCHEMA.names:
+        df = null_at_0(good_frame, name)
+        assert assert_same_verdicts(df) == [name not in NULLABLE_FIELDS, False], name
+
+
+def test_fast_check_missing_and_extra_keys(good_frame):
+    for name in GOLD_SCHEMA.names:
+        expected = assert_same_verdicts(good_frame.drop(name))
+        assert expected == [name in REQUIRED_FIELDS] * 2, name
+    assert assert_same_verdicts(good_frame.with_columns(pl.lit("A").alias("cohort"))) == [True] * 2
+    assert assert_same_verdicts(good_frame.select([])) == []  # no rows, no verdicts
+
+
+WRONG_TYPES = {
+    # column: a two-row replacement of the wrong type (None: a null of that type)
+    "summary_id": ([1, 2], pl.Int64),
+    "patient_age": (["40", None], pl.String),
+    "patient_gender": ([True, False], pl.Boolean),
+    "encounter_type": ([1.5, 2.0], pl.Float64),
+    "encounter_date": ([20210315, None], pl.Int64),
+    "active_conditions": (["a", "b"], pl.String),
+    "active_medications": ([[1], []], pl.List(pl.Int64)),
+    "recent_vitals": ([1.0, 2.0], pl.Float64),
+    "recent_labs": ([["x"], []], pl.List(pl.String)),
+    "procedures": ([{"a": "x"}, {"a": "y"}], pl.Struct({"a": pl.String})),
+    "soap_note_text": ([1, None], pl.Int64),
+    "has_ecg": ([0, 1], pl.Int64),
+    "imaging": ([True, False], pl.Boolean),
+    "has_genomics": (["false", "true"], pl.String),
+    "created_timestamp": ([1, 2], pl.Int64),
+    "silver_versions": ([[1], [2]], pl.List(pl.Int64)),
+}
+
+
+def test_fast_check_wrong_types(good_frame):
+    for name, (values, dtype) in WRONG_TYPES.items():
+        expected = assert_same_verdicts(with_column(good_frame, name, values, dtype))
+        assert expected[0], name
+
+
+def test_fast_check_numbers_and_integers(good_frame):
+    # integer-typed columns given as floats: jsonschema takes 40.0 as an integer, not 40.5
+    assert assert_same_verdicts(with_column(good_frame, "patient_age", [40.0, None])) == [
+        False,
+        False,
+    ]
+    assert assert_same_verdicts(with_column(good_frame, "patient_age", [40.5, 1.0])) == [
+        True,
+        False,
+    ]
+    assert assert_same_verdicts(with_column(good_frame, "patient_age", [40, 2], pl.UInt8)) == [
+        False,
+        False,
+    ]
+    versions = good_frame["silver_versions"].struct.unnest()
+    as_float = versions.with_columns(pl.lit(7.5).alias("patient"))
+    df = good_frame.with_columns(as_float.to_struct("silver_versions"))
+    assert assert_same_verdicts(df) == [True, True]
+    # numbers given as integers, NaN and infinity: all JSON numbers to jsonschema
+    vitals = good_frame["recent_vitals"].struct.unnest()
+    for values in ([72, None], [float("nan"), float("inf")]):
+        df = good_frame.with_columns(
+            vitals.with_columns(pl.Series("heart_rate", values)).to_struct("recent_vitals")
+        )
+        assert assert_same_verdicts(df) == [False, False]
+    # a Decimal column: unsure to the vectorized pass, decided by jsonschema
+    df = with_column(good_frame, "patient_age", [40, None], pl.Decimal(10, 0))
+    assert assert_same_verdicts(df) == legacy_invalid(df)
+
+
+BAD_DATES = [
+    "15/03/2021",
+    "2021-02-30",
+    "2021-3-15",
+    "2021-03-15\n",
+    " 2021-03-15",
+    "0000-01-01",
+    "2021-03-15T00:00:00",
+    "\u0662\u0660\u0662\u0661-03-15",  # non-ASCII digits
+    "",
+]
+
+
+def test_fast_check_dates(good_frame):
+    for bad in BAD_DATES:
+        df = with_column(good_frame, "encounter_date", [bad, "2021-06-01"], pl.String)
+        assert assert_same_verdicts(df) == [True, False], bad
+    good = ["2021-03-15", "0001-01-01", "9999-12-31", "2020-02-29"]
+    df = with_column(good_frame, "encounter_date", good[:2], pl.String)
+    assert assert_same_verdicts(df) == [False, False]
+    df = with_column(good_frame, "encounter_date", good[2:], pl.String)
+    assert assert_same_verdicts(df) == [False, False]
+    # a timestamp where a date is expected renders with a time: not a `date`
+    stamp = [dt.datetime(2021, 3, 15, tzinfo=dt.UTC), None]
+    df = with_column(good_frame, "encounter_date", stamp, pl.Datetime("us", "UTC"))
+    assert assert_same_verdicts(df) == [True, False]
+    # inside a struct: imaging.study_date
+    imaging = good_frame["imaging"].struct.unnest()
+    for values, verdict in (
+        (["2021-13-01", None], [True, False]),
+        (["2021-12-01", None], [False, False]),
+    ):
+        df = good_frame.with_columns(
+            imaging.with_columns(pl.Series("study_date", values, pl.String)).to_struct("imaging")
+        )
+        assert assert_same_verdicts(df) == verdict, values
+
+
+def test_fast_check_date_times(good_frame):
+    cases = [
+        # naive timestamps render without an offset: not RFC 3339
+        (pl.Datetime("us", None), [dt.datetime(2026, 1, 1)] * 2, [True, True]),
+        (pl.Datetime("ns", "UTC"), [NOW, NOW], [False, False]),
+        (pl.Datetime("ms", "America/New_York"), [NOW, NOW], [False, False]),
+        # a historical zone offset with seconds (+00:19:32) is not RFC 3339
+        (
+            pl.Datetime("us", "Europe/Amsterdam"),
+            [dt.datetime(1900, 1, 1, tzinfo=dt.UTC), NOW],
+            [True, False],
+        ),
+        (pl.String, ["2026-01-01T00:00:00+00:00", "2026-01-01 00:00"], [False, True]),
+        (pl.String, ["2026-01-01T00:00:00Z", "2026-01-01"], [False, True]),
+        (pl.Date, [dt.date(2026, 1, 1)] * 2, [True, True]),
+    ]
+    # jsonschema checks `date-time` only where rfc3339-validator is installed (it is in dev)
+    checked = "date-time" in jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers
+    for dtype, values, verdict in cases:
+        df = good_frame.with_columns(pl.Series("created_timestamp", values).cast(dtype))
+        assert assert_same_verdicts(df) == (verdict if checked else [False, False]), dtype
+
+
+def test_fast_check_nested_values(good_frame):
+    conds = [["a", None], ["b"]]
+    assert assert_same_verdicts(with_column(good_frame, "active_conditions", conds)) == [
+        True,
+        False,
+    ]
+    labs = good_frame["recent_labs"].to_list()
+    lab_type = good_frame.schema["recent_labs"]
+    for bad, verdict in (
+        ([*labs[0], None], [True, False]),  # a null lab in the list
+        ([{"name": None, "value": None, "unit": None}], [False, False]),
+    ):
+        df = with_column(good_frame, "recent_labs", [bad, labs[1]], lab_type)
+        assert assert_same_verdicts(df) == verdict
+    wrong_lab = pl.List(pl.Struct({"name": pl.String, "value": pl.String, "unit": pl.String}))
+    df = with_column(good_frame, "recent_labs", [[{"name": "x", "value": "1", "unit": "u"}], []])
+    assert assert_same_verdicts(df.cast({"recent_labs": wrong_lab})) == [True, False]
+    extra = [[{"name": "x", "value": 1.0, "unit": "u", "flag": "H"}], []]
+    assert assert_same_verdicts(with_column(good_frame, "recent_labs", extra)) == [True, False]
+    # extra, missing and mistyped struct members
+    vitals = good_frame["recent_vitals"].struct.unnest()
+    df = good_frame.with_columns(
+        vitals.with_columns(pl.lit(1).alias("pulse")).to_struct("recent_vitals")
+    )
+    assert assert_same_verdicts(df) == [True, True]
+    df = good_frame.with_columns(vitals.drop("heart_rate").to_struct("recent_vitals"))
+    assert assert_same_verdicts(df) == [False, False]  # struct members are optional
+    imaging = good_frame["imaging"].struct.unnest()
+    for member, values in (
+        ("has_imaging", [1, 0]),
+        ("series_count", [1.5, None]),
+        ("series_count", ["1", None]),
+        ("modality", [3, None]),
+    ):
+        df = good_frame.with_columns(
+            imaging.with_columns(pl.Series(member, values)).to_struct("imaging")
+        )
+        assert assert_same_verdicts(df)[0], (member, values)
+
+
+def test_fast_check_other_dtypes(good_frame):
+    """Dtypes the vectorized pass does not model fall back to jsonschema, verdicts intact."""
+    for name, series in (
+        ("patient_gender", pl.Series(["female", "male"], dtype=pl.Categorical)),
+        ("patient_gender", pl.Series([b"f", b"m"], dtype=pl.Binary)),
+        ("encounter_date", pl.Series([dt.time(1), None], dtype=pl.Time)),
+        ("patient_age", pl.Series([dt.timedelta(1), None], dtype=pl.Duration)),
+        ("patient_age", pl.Series([None, None], dtype=pl.Null)),
+        ("procedures", pl.Series([["a"], ["b"]], dtype=pl.Array(pl.String, 1))),
+    ):
+        assert_same_verdicts(good_frame.with_columns(series.alias(name)))
+
+
+def test_fast_check_mixed_violations(good_frame):
+    """Many rows, each with a random mix of the violations above: row-by-row agreement."""
+    import random
+
+    rng = random.Random(7)
+    n = 300
+    df = pl.concat([good_frame] * (n // 2))
+    dates = ["2021-03-15", "2020-02-29", *BAD_DATES]
+    df = df.with_columns(pl.Series("encounter_date", [rng.choice(dates) for _ in range(n)]))
+    conds = [rng.choice([["a"], [], ["a", None], [None]]) for _ in range(n)]
+    df = df.with_columns(pl.Series("active_conditions", conds, pl.List(pl.String)))
+    for name in GOLD_SCHEMA.names:
+        hit = pl.Series([rng.random() < 0.02 for _ in range(n)])
+        df = df.with_columns(pl.when(hit).then(None).otherwise(pl.col(name)).alias(name))
+    expected = assert_same_verdicts(df)
+    assert 0.2 * n < sum(expected) < n
+
+
 # ------------------------------------------------------------- built through the job functions
 
 
@@ -408,6 +670,26 @@ def test_every_fixture_gold_row_validates(fixture_gold):
         r["encounter_id"] for r in rows if any(True for _ in v.iter_errors(contract.to_json_row(r)))
     ]
     assert rows and not bad
+
+
+def test_fast_check_agrees_on_fixture_gold(fixture_gold):
+    df = pl.from_arrow(read_table(jobs.Layout.of(fixture_gold).gold_table))
+    assert df.height == 817
+    assert contract.certainly_valid(df).all()
+    assert assert_same_verdicts(df) == [False] * 817
+    # the same real rows, each broken in one column: still row-by-row agreement
+    broken = pl.concat(
+        [
+            null_at_0(df.slice(0, 50), "patient_id"),
+            with_column(df.slice(50, 2), "encounter_date", ["2021-02-30", "2021-02-28"], pl.String),
+            df.slice(52, 50).with_columns(
+                pl.col("active_conditions").list.concat(pl.lit([None], pl.List(pl.String)))
+            ),
+        ],
+        how="vertical_relaxed",
+    )
+    expected = assert_same_verdicts(broken)
+    assert expected == [True] + [False] * 49 + [True, False] + [True] * 50
 
 
 def test_fixture_manifest_matches_reference_stats(fixture_gold):

@@ -420,9 +420,12 @@ def gold_counts(
     gold: Frame,
     row_validator: Callable[[dict[str, Any]], bool] | None = None,
     max_age: int = 130,
+    *,
+    invalid_rows: Callable[[pl.DataFrame], int] | None = None,
 ) -> dict[str, Any]:
     """The numbers behind the Gold checks of a set of rows; they add up like
-    :func:`row_counts` (:func:`combine_gold_counts`)."""
+    :func:`row_counts` (:func:`combine_gold_counts`). Rows against the contract are counted
+    by ``invalid_rows`` (a whole-frame counter) when given, else by ``row_validator``."""
     df = _df(gold)
     bad, values = _out_of_range(df, "patient_age", 0, max_age) if df.height else (0, 0)
     counts: dict[str, Any] = {
@@ -430,7 +433,9 @@ def gold_counts(
         "age": [bad, values],
         "null_lists": {col: df[col].null_count() for col in GOLD_LIST_COLUMNS},
     }
-    if row_validator is not None:
+    if invalid_rows is not None:
+        counts["invalid"] = invalid_rows(df)
+    elif row_validator is not None:
         counts["invalid"] = sum(1 for row in df.iter_rows(named=True) if not row_validator(row))
     return counts
 
@@ -467,9 +472,17 @@ def validate_gold(
     expected_rows: int,
     row_validator: Callable[[dict[str, Any]], bool] | None = None,
     max_age: int = 130,
+    *,
+    invalid_rows: Callable[[pl.DataFrame], int] | None = None,
 ) -> TableResult:
-    """Gold checks for one cohort's rows: count, age range, list columns, contract schema."""
-    return gold_result(gold_counts(gold, row_validator, max_age), cohort, expected_rows, max_age)
+    """Gold checks for one cohort's rows: count, age range, list columns, contract schema.
+
+    The contract check counts the rows the schema rejects: with ``invalid_rows`` (a whole-frame
+    counter such as ``gold.contract.invalid_row_count``) when given, else with ``row_validator``
+    called on every row; without either it is skipped.
+    """
+    counts = gold_counts(gold, row_validator, max_age, invalid_rows=invalid_rows)
+    return gold_result(counts, cohort, expected_rows, max_age)
 
 
 def gold_result(

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 
 from fhirhouse.checks.rules import SILVER_RULES, summary
@@ -164,6 +165,167 @@ def row_validator() -> Callable[[dict[str, Any]], bool]:
         json_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
     return lambda row: validator.is_valid(to_json_row(row))
+
+
+# ----------------------------------------------------------------- the fast contract check
+#
+# ``row_validator`` costs about 0.3 ms a row. The fast check decides the same verdicts in two
+# steps: a vectorized pass over the columns, derived from the same JSON Schema and the frame's
+# dtypes, marks the rows it can prove valid; every other row goes through ``row_validator``,
+# so each violation is still decided by jsonschema itself. The pass is conservative: a dtype,
+# keyword or format it does not know makes it unsure, never sure, so the verdicts stay exact
+# (only slower) if the schema grows.
+
+#: Keywords the vectorized pass understands; any other keyword makes its node "unsure".
+_KNOWN_KEYWORDS = frozenset(
+    {
+        "type",
+        "format",
+        "items",
+        "properties",
+        "additionalProperties",
+        "required",
+        "description",
+        "title",
+        "$schema",
+        "$id",
+        "x-contract-version",
+    }
+)
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def _const(n: int, value: bool) -> pl.Series:
+    return pl.repeat(value, n, dtype=pl.Boolean, eager=True)
+
+
+def _python_year(s: pl.Series) -> pl.Series:
+    """Dates and timestamps that convert to Python (years 1 to 9999)."""
+    return s.dt.year().is_between(1, 9999).fill_null(False)
+
+
+def _iso_date_string(s: pl.Series) -> pl.Series:
+    """Strings that certainly pass jsonschema's ``date`` format (``YYYY-MM-DD``, a real date)."""
+    parsed = s.str.to_date("%Y-%m-%d", strict=False)
+    exact = s.str.contains(_ISO_DATE) & (parsed.dt.strftime("%Y-%m-%d") == s)
+    return (exact & _python_year(parsed)).fill_null(False)
+
+
+def _sure_non_null(s: pl.Series, node: Mapping[str, Any], types: set[str]) -> pl.Series:
+    """Per value, assuming it is not null: whether it certainly validates against ``node``."""
+    n, dtype, fmt = s.len(), s.dtype, node.get("format")
+    if dtype == pl.String:
+        if "string" not in types:
+            return _const(n, False)
+        if fmt is None:
+            return _const(n, True)
+        return _iso_date_string(s) if fmt == "date" else _const(n, False)
+    if dtype == pl.Boolean:
+        return _const(n, "boolean" in types)
+    if dtype.is_integer():
+        return _const(n, bool(types & {"integer", "number"}))
+    if dtype.is_float():
+        return _const(n, "number" in types)
+    # Dates and timestamps reach the validator as ``isoformat()`` strings (``to_json_row``).
+    if dtype == pl.Date:
+        ok = "string" in types and fmt in (None, "date")
+        return _python_year(s) if ok else _const(n, False)
+    if isinstance(dtype, pl.Datetime):
+        # UTC-aware timestamps render as ``...+00:00``: RFC 3339. Naive or other zones: unsure.
+        utc = fmt == "date-time" and dtype.time_zone == "UTC"
+        ok = "string" in types and (fmt is None or utc)
+        return _python_year(s) if ok else _const(n, False)
+    if isinstance(dtype, pl.List):
+        return _sure_list(s, node) if "array" in types else _const(n, False)
+    if isinstance(dtype, pl.Struct):
+        return _sure_struct(s, node) if "object" in types else _const(n, False)
+    return _const(n, False)  # Decimal, Time, Duration, Binary, Categorical, Array, Object, ...
+
+
+def _sure_list(s: pl.Series, node: Mapping[str, Any]) -> pl.Series:
+    n = s.len()
+    if "items" not in node:
+        return _const(n, True)
+    lengths = s.list.len().fill_null(0)
+    if not lengths.sum():
+        return _const(n, True)
+    items = s.filter(lengths > 0).explode()  # non-empty lists only: no null padding
+    parents = (
+        pl.DataFrame({"row": pl.int_range(n, eager=True), "len": lengths})
+        .filter(pl.col("len") > 0)
+        .select(pl.col("row").repeat_by("len").explode())
+        .to_series()
+    )
+    bad = parents.filter(~_sure(items, node["items"]))
+    return ~pl.int_range(n, eager=True).is_in(bad.implode())
+
+
+def _sure_struct(s: pl.Series, node: Mapping[str, Any]) -> pl.Series:
+    n, fields = s.len(), [f.name for f in s.dtype.fields]
+    props = node.get("properties", {})
+    extra = node.get("additionalProperties", True)
+    if not isinstance(extra, bool) or (extra is False and set(fields) - set(props)):
+        return _const(n, False)
+    if set(node.get("required", [])) - set(fields):
+        return _const(n, False)
+    ok = _const(n, True)
+    for name in fields:
+        if name in props:
+            ok = ok & _sure(s.struct.field(name), props[name])
+    return ok
+
+
+def _sure(s: pl.Series, node: Mapping[str, Any]) -> pl.Series:
+    """Per value: True where it certainly validates against ``node``; False where unsure."""
+    n = s.len()
+    if not isinstance(node, Mapping) or set(node) - _KNOWN_KEYWORDS or "type" not in node:
+        return _const(n, False)
+    types = {node["type"]} if isinstance(node["type"], str) else set(node["type"])
+    nulls = s.is_null()
+    ok = _sure_non_null(s, node, types).fill_null(False) & ~nulls
+    return ok | nulls if "null" in types else ok
+
+
+def certainly_valid(rows: pa.Table | pl.DataFrame) -> pl.Series:
+    """Per row: True where the vectorized pass proves the row valid against the contract.
+
+    False means unsure, not invalid: ``invalid_row_mask`` asks ``row_validator`` about those.
+    """
+    df = rows if isinstance(rows, pl.DataFrame) else pl.from_arrow(rows)
+    schema = json_schema()
+    props = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    sure = (
+        set(schema) <= _KNOWN_KEYWORDS
+        and schema.get("type") == "object"
+        and isinstance(extra, bool)
+        and not (extra is False and set(df.columns) - set(props))
+        and not set(schema.get("required", [])) - set(df.columns)
+    )
+    ok = _const(df.height, sure)
+    if sure:
+        for name in df.columns:
+            if name in props:
+                ok = ok & _sure(df[name], props[name])
+    return ok
+
+
+def invalid_row_mask(rows: pa.Table | pl.DataFrame) -> pl.Series:
+    """Per row: whether ``row_validator()`` rejects it, deciding it row by row only where the
+    vectorized pass (``certainly_valid``) cannot prove the row valid."""
+    df = rows if isinstance(rows, pl.DataFrame) else pl.from_arrow(rows)
+    unsure = (~certainly_valid(df)).arg_true()
+    invalid = _const(df.height, False).alias("invalid")
+    if unsure.len():
+        is_valid = row_validator()
+        verdicts = [not is_valid(row) for row in df[unsure].iter_rows(named=True)]
+        invalid = invalid.scatter(unsure, verdicts)
+    return invalid
+
+
+def invalid_row_count(rows: pa.Table | pl.DataFrame) -> int:
+    """How many rows ``row_validator()`` rejects: the same count, vectorized where provable."""
+    return int(invalid_row_mask(rows).sum())
 
 
 def render_json_schema() -> str:

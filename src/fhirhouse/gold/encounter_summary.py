@@ -8,6 +8,7 @@ ECG, imaging study and genomic report of the encounter.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from collections.abc import Mapping
 
@@ -136,6 +137,44 @@ _BP_COMPONENT = pl.List(
 def summary_id(encounter_id: str) -> str:
     """The deterministic UUIDv5 of an encounter id in the contract's namespace."""
     return str(uuid.uuid5(SUMMARY_NAMESPACE, encounter_id))
+
+
+#: ``(c & 0x3) | 0x8`` for every hex digit ``c``: the RFC 4122 variant bits of a UUID's
+#: 17th hex digit.
+_VARIANT_DIGIT = {f"{c:x}": f"{(c & 0x3) | 0x8:x}" for c in range(16)}
+
+
+def summary_ids(encounter_ids: pl.Series) -> pl.Series:
+    """``summary_id`` of every encounter id (null for null), as a String Series.
+
+    The same UUIDv5 as ``summary_id``, about 4x faster at scale: only SHA-1 runs per row in
+    Python; the version and variant bits and the hyphenated layout are set column-wise.
+    """
+    prefix, sha1 = SUMMARY_NAMESPACE.bytes, hashlib.sha1
+    digests = pl.Series(
+        [None if e is None else sha1(prefix + e.encode("utf-8")).digest() for e in encounter_ids],
+        dtype=pl.Binary,
+    )
+    h = pl.col("h")
+    return (
+        pl.DataFrame({"h": digests.bin.encode("hex")})
+        .select(
+            pl.concat_str(
+                h.str.slice(0, 8),
+                pl.lit("-"),
+                h.str.slice(8, 4),
+                pl.lit("-5"),  # version 5 replaces the 13th hex digit
+                h.str.slice(13, 3),
+                pl.lit("-"),
+                h.str.slice(16, 1).replace_strict(_VARIANT_DIGIT),
+                h.str.slice(17, 3),
+                pl.lit("-"),
+                h.str.slice(20, 12),
+            )
+        )
+        .to_series()
+        .alias(encounter_ids.name)
+    )
 
 
 def _df(silver: Mapping[str, pa.Table | pl.DataFrame], name: str) -> pl.DataFrame:
@@ -322,7 +361,7 @@ def build_encounter_summary(
         *[pl.lit(None).alias(c) for c in imaging_cols],
     )
     out = out.with_columns(
-        pl.col(KEY).map_elements(summary_id, return_dtype=pl.String).alias("summary_id"),
+        summary_ids(out[KEY]).alias("summary_id"),
         pl.col("active_conditions").fill_null(empty_list),
         pl.col("active_medications").fill_null(empty_list),
         pl.col("procedures").fill_null(empty_list),
@@ -342,9 +381,11 @@ def build_encounter_summary(
         [n for n in GOLD_SCHEMA.names if n not in ("created_timestamp", "silver_versions")]
     ).to_arrow()
     n = table.num_rows
-    created = pa.array([created_ts] * n, pa.timestamp("us", tz="UTC"))
+    created = pa.repeat(pa.scalar(created_ts, pa.timestamp("us", tz="UTC")), n)
     table = table.append_column("created_timestamp", created)
-    table = table.append_column("silver_versions", pa.array([versions] * n, SILVER_VERSIONS))
+    table = table.append_column(
+        "silver_versions", pa.repeat(pa.scalar(versions, SILVER_VERSIONS), n)
+    )
     return table.cast(GOLD_SCHEMA)
 
 

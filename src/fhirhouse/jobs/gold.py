@@ -102,7 +102,7 @@ def gold_job(
     untouched; rows of the cohort's patients whose encounter is gone are deleted; unchanged
     rows keep their ``created_timestamp`` and ``silver_versions``.
     """
-    from fhirhouse.gold.contract import row_validator
+    from fhirhouse.gold.contract import invalid_row_count
 
     layout = Layout.of(root)
     started = time.monotonic()
@@ -128,7 +128,6 @@ def gold_job(
         rows = gold.build_encounter_summary(silver, dt.datetime.now(dt.UTC), versions)
     else:  # Silver ran and changed nothing
         rows = gold.GOLD_SCHEMA.empty_table()
-    validator = row_validator()
     path = layout.gold_table
     meta = {"run_id": run_id(), "rule": "gold", "cohort": cohort}
     olds: list[pa.Table] = []
@@ -150,7 +149,7 @@ def gold_job(
                 metadata=meta,
             )
             version = delta.table_version(path)
-        counts = gold_counts(rows, validator, max_age)
+        counts = gold_counts(rows, max_age=max_age, invalid_rows=invalid_row_count)
         partials = corpus_partials(rows)
     else:
         elsewhere = _silver_encounters(layout, other_than=cohort)
@@ -183,8 +182,8 @@ def gold_job(
         old = olds[-1] if olds else gold.GOLD_SCHEMA.empty_table()
         counts = combine_gold_counts(
             state["counts"],
-            gold_counts(old, validator, max_age),
-            gold_counts(rows, validator, max_age),
+            gold_counts(old, max_age=max_age, invalid_rows=invalid_row_count),
+            gold_counts(rows, max_age=max_age, invalid_rows=invalid_row_count),
         )
         partials = add_partials(
             state["partials"], corpus_partials(rows), minus=corpus_partials(old)
