@@ -103,6 +103,7 @@ class BenchError(RuntimeError):
 class Timing:
     wall: float
     rss_kb: int
+    cpu: float  # user + system seconds of the command and its waited children
     output: str = field(repr=False, default="")
 
 
@@ -124,14 +125,14 @@ class Runner:
         return env
 
     def timed(self, cmd: list[str], cwd: Path, label: str) -> Timing:
-        """(wall s, peak RSS KB of the largest process among the command and its waited
-        children); raises BenchError with the stderr tail when the command fails."""
+        """Wall s, peak RSS KB of the largest process among the command and its waited
+        children, and their CPU s; raises BenchError with the stderr tail on failure."""
         self.logs.mkdir(parents=True, exist_ok=True)
         cwd.mkdir(parents=True, exist_ok=True)
         self.count += 1
         tfile = self.logs / f"{self.count:03d}-{label}.time"
         proc = subprocess.run(
-            [str(GNU_TIME), "-o", str(tfile), "-f", "%e %M", *cmd],
+            [str(GNU_TIME), "-o", str(tfile), "-f", "%e %M %U %S", *cmd],
             cwd=cwd,
             env=self.env,
             capture_output=True,
@@ -146,8 +147,8 @@ class Runner:
                 f"{label}: command failed with exit {proc.returncode}: {shlex.join(cmd)}\n"
                 f"--- stderr (tail) ---\n{proc.stderr[-4000:]}"
             )
-        wall, rss = tfile.read_text().split()[-2:]
-        return Timing(float(wall), int(rss), out)
+        wall, rss, user, system = tfile.read_text().split()[-4:]
+        return Timing(float(wall), int(rss), float(user) + float(system), out)
 
     def snakemake(self, root: Path, source: Path, *extra: str, dry: bool = False) -> list[str]:
         cmd = [str(BIN / "snakemake"), "-s", str(self.repo / "Snakefile"), "--cores"]
@@ -442,7 +443,13 @@ def bench_corpus(c: Corpus, runner: Runner, work: Path, runs: int, keep: bool) -
     shutil.rmtree(area, ignore_errors=True)
 
     def sample(t: Timing, jobs: int | None = None) -> dict[str, Any]:
-        return {"s": t.wall, "rss_kb": t.rss_kb, "steps": steps(t.output), "jobs": jobs}
+        return {
+            "s": t.wall,
+            "cpu_s": t.cpu,
+            "rss_kb": t.rss_kb,
+            "steps": steps(t.output),
+            "jobs": jobs,
+        }
 
     def chain(i: int) -> tuple[float, None]:
         src = link_farm(c.main, area / f"src-{i}")
@@ -531,8 +538,10 @@ def summarise(res: dict) -> dict[str, float]:
     s = {
         "floor_s": fl,
         "full_s": full,
+        "full_cpu_s": med(res, "full", "cpu_s"),
         "full_rss_mb": med(res, "full", "rss_kb") / 1024,
         "cli_s": med(res, "cli"),
+        "cli_cpu_s": med(res, "cli", "cpu_s"),
         "cli_rss_mb": med(res, "cli", "rss_kb") / 1024,
         "noop_s": med(res, "noop"),
         "dry_s": med(res, "dry"),
@@ -701,7 +710,8 @@ def report(
         f"- Code: {header['repo']}; Snakemake {header['snakemake']}",
         f"- Command: `{header['command']}`",
         f"- Builds: `snakemake --cores {cores}` and `fhirhouse run`, each on a fresh root. "
-        f"Wall time and peak RSS (largest single process, from GNU time) of the whole command. "
+        "Wall time, CPU time (user + system, the command and its children) and peak RSS "
+        "(largest single process) of the whole command, from GNU time. "
         f"Anything under {LONG_S:.0f} s is a median of the runs shown; the add-cohort and "
         "re-land steps each need a fresh full build first, so they are single runs when the "
         "full build takes longer.",
@@ -729,9 +739,13 @@ def report(
             f"{samples(r, 'floor_s')} | - |",
             f"| Full build, `snakemake --cores {cores}` | {s['full_s']:.2f} s | "
             f"{s['full_x']:.2f}x floor | {samples(r, 'full')} | {ref_full} |",
+            f"| Full build, CPU (user + system, all processes) | {s['full_cpu_s']:.1f} s | | "
+            f"{samples(r, 'full')} | - |",
             f"| Full build, peak RSS | {s['full_rss_mb']:,.0f} MB | | {samples(r, 'full')} | "
             f"{ref_rss} |",
             f"| `fhirhouse run` (sequential) | {s['cli_s']:.2f} s | {s['cli_x']:.2f}x floor | "
+            f"{samples(r, 'cli')} | - |",
+            f"| `fhirhouse run`, CPU (user + system) | {s['cli_cpu_s']:.1f} s | | "
             f"{samples(r, 'cli')} | - |",
             f"| `fhirhouse run`, peak RSS | {s['cli_rss_mb']:,.0f} MB | | {samples(r, 'cli')} "
             "| - |",
