@@ -678,18 +678,24 @@ TARGETS: list[tuple[str, str, Check | None, str]] = [
 ]
 
 
-def targets(sums: dict[str, dict[str, float]]) -> list[str]:
-    """The Targets table: met, missed, or not measured when the corpus was not run."""
+def targets(sums: dict[str, dict[str, float]], failed: str | None = None) -> list[str]:
+    """The Targets table: met, missed, failed (the build failed) or not measured."""
     rows = [
         "| Target | Measured | Reference (reported, not rerun) | Result |",
         "|---|---|---|---|",
     ]
     for text, corpus, check, ref in TARGETS:
+        if check is None and not sums:
+            rows.append(f"| {text} | no corpus measured | {ref} | not measured |")
+            continue
         if check is None:  # the no-op target, over every corpus of the run
             value = ", ".join(f"{k} {v['noop_s']:.2f} s" for k, v in sums.items())
             ok = all(v["noop_s"] <= NOOP_TARGET_S for v in sums.values())
         elif corpus in sums:
             value, ok = check(sums[corpus])
+        elif corpus == failed:
+            rows.append(f"| {text} | {corpus}: the run failed | {ref} | **failed** |")
+            continue
         else:
             rows.append(f"| {text} | {corpus} not in this run | {ref} | not measured |")
             continue
@@ -698,8 +704,13 @@ def targets(sums: dict[str, dict[str, float]]) -> list[str]:
 
 
 def report(
-    results: dict[str, dict], fixed: dict[str, Any], header: dict[str, str], cores: int
+    results: dict[str, dict],
+    fixed: dict[str, Any],
+    header: dict[str, str],
+    cores: int,
+    failure: tuple[str, str] | None = None,
 ) -> str:
+    """The Markdown report of the corpora done; ``failure``: (corpus, what failed)."""
     sums = {name: summarise(r) for name, r in results.items()}
     lines = [
         "# Benchmarks",
@@ -831,7 +842,15 @@ def report(
             f"{fixed['dry_n']} |",
             "",
         ]
-    lines += ["## Targets", "", *targets(sums), ""]
+    if failure:
+        lines += [
+            "## FAILED",
+            "",
+            f"The run stopped at {failure[0]}: {failure[1]}. It and the corpora after it "
+            "were not measured; see the logs in --work/logs.",
+            "",
+        ]
+    lines += ["## Targets", "", *targets(sums, failure[0] if failure else None), ""]
     return "\n".join(lines)
 
 
@@ -909,6 +928,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     results: dict[str, dict] = {}
     fixed: dict[str, Any] = {}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    name = "(setup)"
     try:
         runner.check_package()
         version = runner.timed([str(BIN / "snakemake"), "--version"], work, "version")
@@ -919,9 +940,11 @@ def main(argv: list[str] | None = None) -> int:
             if not fixed or name == "F33":
                 fixed = fixed_costs(results[name], runner, args.runs, work)
             (work / "speed-results.json").write_text(json.dumps(results, indent=1))
-            args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(report(results, fixed, header, args.cores))
     except BenchError as exc:
+        # the report keeps the corpora done so far and says which one failed, and how
+        failure = (name, str(exc).splitlines()[0])
+        args.out.write_text(report(results, fixed, header, args.cores, failure))
         log(f"bench/speed.py: FAILED\n{exc}\n(logs of every command: {runner.logs})")
         return 1
     print(args.out.read_text())
