@@ -607,9 +607,13 @@ def repo_line(repo: Path) -> str:
         proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
         return proc.stdout.strip()
 
+    pipeline = ["src", "Snakefile", "rules", "scripts", "config", "schemas"]
     commit = git("rev-parse", "--short", "HEAD") or "?"
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", "src") else ""
-    return f"`{repo}` at commit `{commit}`{dirty}"
+    last = git("log", "-1", "--format=%h", "--", *pipeline) or "?"
+    dirty = git("status", "--porcelain", "--", *pipeline)
+    return f"`{repo}` at commit `{commit}` (pipeline code last changed in `{last}`" + (
+        ", with uncommitted changes to it)" if dirty else ")"
+    )
 
 
 NOOP_TARGET_S = 1.5
