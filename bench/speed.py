@@ -23,25 +23,32 @@ Corpora (kept in --work/corpora and reused when present and untouched):
 
 For each corpus:
 1. the floor: one core reading every bundle and `orjson.loads`-ing it (this process);
-2. a fresh `snakemake --cores N` build on a new root under GNU time (wall, peak RSS of the
-   largest process), then Snakemake's benchmark files (`<root>/_benchmarks/**.tsv`) summed per
-   stage and job kind; stages and kinds come from the directory layout, not from rule names;
+2. a fresh `snakemake --cores N` build on a new root under GNU time (wall, CPU of all its
+   processes, peak RSS of the largest process), then Snakemake's benchmark files
+   (`<root>/_benchmarks/**.tsv`) summed per stage and job kind; stages and kinds come from
+   the directory layout, not from rule names;
 3. a no-op rerun, and `snakemake -n` (Snakemake's start-up on a built root);
 4. a 10% drop landed as a new cohort (`--config cohort=NEW`) on that root;
 5. one bundle changed (its heart-rate values rewritten) in the source, then a rebuild;
 6. a fresh `fhirhouse run` on a new root.
 Every build must end with exit 0, a Gold table (`gold/encounter_summary/_delta_log`) and a
 corpus manifest (`gold/_metadata/corpus_manifest.json`, rewritten by the incremental builds,
-counting one patient per bundle); otherwise the script stops with the command's stderr tail.
-Working sources are hard-link farms of the corpus; changed bundles are written as new files.
+counting one patient per bundle); otherwise the script exits 1 with the command's stderr
+tail, and the report marks that corpus failed. Working sources are hard-link farms of the
+corpus (changed bundles are written as new files); roots live in --work/roots/<corpus>,
+deleted after each step unless --keep (and kept after a failure), --work/logs has the output
+of every command.
 
 Anything under a minute is repeated --runs times and the median reported; the chain of steps
 2-5 is repeated only while the fresh build takes under a minute (each repetition needs a fresh
 build), else it runs once and the no-op and dry run are repeated on its root. Fixed costs: the
 median wall seconds per job kind over the F33 builds (tiny data: mostly start-up), and the
-time of `python -c "import fhirhouse"` and of `snakemake -n`.
+time of `python -c "import fhirhouse"`, `fhirhouse --help` and `snakemake -n`.
 
-Output: the Markdown report (--out), and every sample as JSON in --work/speed-results.json.
+Output: the Markdown report (--out): machine, command, code commit, a summary and a per-stage
+table per corpus, the fixed costs, and the targets (TARGETS below) met or missed, next to the
+reference implementation's reported figures (quoted, not rerun); every sample as JSON in
+--work/speed-results.json.
 Bundle file names and patient identifiers are never printed.
 """
 
