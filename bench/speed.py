@@ -438,7 +438,13 @@ def bench_corpus(c: Corpus, runner: Runner, work: Path, runs: int, keep: bool) -
         "reland": [],
         "cli": [],
         "builds": [],
+        "load": [os.getloadavg()[0]],  # 1-minute load average at the start and the end
     }
+    if res["load"][0] > runner.cores:
+        log(
+            f"[{c.name}] warning: load average {res['load'][0]:.1f} on {os.cpu_count()} cores; "
+            "other work competes with the benchmark (compare the CPU times)"
+        )
 
     def floor_once() -> tuple[float, float]:
         seconds, _ = floor(c.main)
@@ -516,6 +522,7 @@ def bench_corpus(c: Corpus, runner: Runner, work: Path, runs: int, keep: bool) -
     repeat(runs, lambda: cli(next(counter)))
     if not keep:
         shutil.rmtree(area, ignore_errors=True)
+    res["load"].append(os.getloadavg()[0])
     return res
 
 
@@ -757,6 +764,10 @@ def report(
 
         lines += [
             f"## {name}: {r['files']} bundles, {size_text(r['bytes'])}",
+            "",
+            f"Load average (1 min) at the start and the end: {r['load'][0]:.2f}, "
+            f"{r['load'][-1]:.2f} on {os.cpu_count()} cores. Above the core count, other "
+            "work competed with these runs: compare CPU times rather than wall times.",
             "",
             "| Measurement | Value | Ratio; jobs run | Runs | Reference (reported, not rerun) |",
             "|---|---:|---:|---|---:|",
