@@ -32,7 +32,6 @@ include: "rules/common.smk"
 include: "rules/bronze.smk"
 include: "rules/silver.smk"
 include: "rules/gold.smk"
-include: "rules/report.smk"
 include: "rules/maintain.smk"
 
 

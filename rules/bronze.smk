@@ -59,6 +59,7 @@ rule bronze:
     log:
         str(LOGS / "bronze" / "cohort={cohort}.log"),
     localrule: True
+    threads: 0
     run:
         from fhirhouse.jobs.bronze import bronze_cohort_job
 

@@ -100,6 +100,27 @@ def gold_manifest_inputs(wildcards):
     return silver_markers() + [str(LAYOUT.gold_marker(c)) for c in cohorts()]
 
 
+# The pages `snakemake --report` embeds, written by the gold_manifest job with the manifest.
+REPORT_PAGES = {
+    **{
+        t: report(
+            str(LAYOUT.report_dir / f"silver_{t}.html"),
+            caption="../report/silver_table.rst",
+            category="Silver",
+            subcategory=t,
+            labels={"table": f"silver.{t}"},
+        )
+        for t in TABLES
+    },
+    "gold": report(
+        str(LAYOUT.report_dir / "gold_encounter_summary.html"),
+        caption="../report/gold.rst",
+        category="Gold",
+        labels={"table": "gold.encounter_summary"},
+    ),
+}
+
+
 def all_targets(wildcards):
     return silver_markers() + [
         str(LAYOUT.gold_manifest_marker()),
@@ -126,11 +147,7 @@ def finish(status, log):
             thread.cancel()
 
 
-# Maintenance (rules/maintain.smk): every Delta table; Gold under the Gold writer limit.
+# Maintenance (rules/maintain.smk): every Delta table.
 MAINTAIN = MARKERS / "maintain"
 RETENTION_HOURS = (config.get("maintenance") or {}).get("retention_hours", 168)
 MAINTAINED = table_names()
-
-
-def maintain_resources(table):
-    return {"gold_writer": 1} if table == "gold" else {}

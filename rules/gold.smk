@@ -1,5 +1,6 @@
 # Gold: one job per cohort recomputes the Gold rows of the patients whose Silver changed and
-# checks them; then one job checks every Silver table whole and writes the corpus manifest.
+# checks them; then one job checks every Silver table whole, writes the corpus manifest and
+# the report pages.
 
 
 rule gold:
@@ -15,8 +16,6 @@ rule gold:
         str(BENCH / "gold" / "cohort={cohort}.tsv")
     conda:
         "../envs/fhirhouse.yaml"
-    resources:
-        gold_writer=1,
     params:
         policy=CHECK_POLICY,
         max_age=GOLD_MAX_AGE,
@@ -29,6 +28,7 @@ rule gold_manifest:
         gold_manifest_inputs,
     output:
         **MANIFEST_OUTPUT,
+        **REPORT_PAGES,
         marker=str(LAYOUT.gold_manifest_marker()),
         checks=expand(str(LAYOUT.check_table("{table}")), table=TABLES),
         md=str(LAYOUT.check_tables_md()),

@@ -13,6 +13,9 @@ rule silver:
         str(LOGS / "silver" / "cohort={cohort}.log"),
     benchmark:
         str(BENCH / "silver" / "cohort={cohort}.tsv")
+    # every cohort's Silver before any Gold: Gold jobs are short, and a Silver job left for
+    # last would keep one core busy while the other waits
+    priority: 1
     conda:
         "../envs/fhirhouse.yaml"
     threads: silver_threads

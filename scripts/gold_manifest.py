@@ -1,24 +1,25 @@
-"""Rule `gold_manifest`: whole-table checks of every Silver table, then the corpus manifest."""
+"""Rule `gold_manifest`: whole-table checks of every Silver table, the corpus manifest, then
+the report pages."""
 
 from fhirhouse import SILVER_TABLES
 from fhirhouse.jobs.corpus import check_tables_job, gold_manifest_job
 from fhirhouse.jobs.rule import run_rule
+from fhirhouse.report import report_pages_job
+
+out = snakemake.output
 
 
-def check_then_write(root, **kwargs):
+def publish(root):
     check_tables_job(
         root,
         overrides=snakemake.params.overrides,
         policy=snakemake.params.policy,
-        outputs=dict(zip(SILVER_TABLES, snakemake.output.checks, strict=True)),
-        markdown=snakemake.output.md,
+        outputs=dict(zip(SILVER_TABLES, out.checks, strict=True)),
+        markdown=out.md,
     )
-    return gold_manifest_job(root, **kwargs)
+    marker = gold_manifest_job(root, manifest=getattr(out, "manifest", None), marker=out.marker)
+    report_pages_job(root, {page: out[page] for page in [*SILVER_TABLES, "gold"]})
+    return marker
 
 
-run_rule(
-    snakemake,
-    check_then_write,
-    manifest=getattr(snakemake.output, "manifest", None),
-    marker=snakemake.output.marker,
-)
+run_rule(snakemake, publish)

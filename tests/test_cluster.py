@@ -30,11 +30,11 @@ def test_every_rule_runs_as_a_submitted_job(tmp_path):
     submitted = set(re.findall(r"Submitted job \d+ with external jobid '\d+'", out))
     rules = set(re.findall(r"^(?:rule|checkpoint) (\w+):", out, flags=re.M))
     local = set(re.findall(r"^local(?:rule|checkpoint) (\w+):", out, flags=re.M))
-    expected = {"silver", "gold", "gold_manifest", "report_pages"}
+    expected = {"silver", "gold", "gold_manifest"}
     assert expected <= rules, expected - rules
     # only bookkeeping runs inside the scheduler process: landing and Bronze fingerprints
     assert local <= {"all", "land", "bronze"}, local
-    assert len(submitted) == len(expected)  # one cohort: silver, gold, manifest, report
+    assert len(submitted) == len(expected)  # one cohort: silver, gold, the manifest
     jobs_logs = list((tmp_path / ".snakemake" / "cluster-logs").glob("*.log"))
     assert len(jobs_logs) == len(submitted)
     # the result is the same lake a local run builds

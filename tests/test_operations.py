@@ -156,7 +156,7 @@ def test_rollback_refuses_a_version_that_is_not_earlier(tmp_path, capsys):
 
 
 @pytest.mark.workflow
-def test_maintain_target_runs_under_the_writer_limits_and_keeps_the_build_current(tmp_path):
+def test_maintain_target_keeps_the_build_current(tmp_path):
     source = _source(tmp_path)
     root = tmp_path / "lake"
     config = {"root": root, "source": source}
@@ -166,7 +166,7 @@ def test_maintain_target_runs_under_the_writer_limits_and_keeps_the_build_curren
     cfg.write_text(json.dumps({"maintenance": {"retention_hours": 0}}))
     proc = snakemake(tmp_path, "--cores", "2", "maintain", "--configfile", str(cfg), config=config)
     out = proc.stderr + proc.stdout
-    assert "resources: tmpdir=/tmp, gold_writer=1" in out  # the build's Gold writer limit
+    assert all(f"rule maintain_{t}:" in out for t in [*SILVER_TABLES, "gold", *OPS_TABLES])
     assert _rows(root) == rows
     summary = json.loads((root / "_ops" / "maintenance.json").read_text())
     assert {t["table"] for t in summary["tables"]} == {*SILVER_TABLES, "gold", *OPS_TABLES}

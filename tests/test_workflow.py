@@ -195,7 +195,7 @@ def test_dag_and_rulegraph_render(built_once):
         ).stdout
         assert svg.lstrip().startswith("<?xml") and "<svg" in svg
         if kind == "--rulegraph":
-            for rule in ("land", "bronze", "silver", "gold", "gold_manifest", "report_pages"):
+            for rule in ("land", "bronze", "silver", "gold", "gold_manifest"):
                 assert f'label = "{rule}"' in dot_src
 
 
@@ -316,8 +316,8 @@ def test_run_history_has_a_row_per_job(built_once):
     assert jobs_rows["status"].unique().to_list() == ["success"]
     assert jobs_rows["run_id"].n_unique() == 1
     rules = set(jobs_rows["rule"])
-    assert rules == {"land", "bronze", "silver", "gold", "gold_manifest", "report_pages"}
-    assert jobs_rows.height == 1 + 3 * 3 + 2  # every step but `all`
+    assert rules == {"land", "bronze", "silver", "gold", "gold_manifest"}
+    assert jobs_rows.height == 1 + 3 * 3 + 1  # every step but `all`
     silver = jobs_rows.filter((pl.col("rule") == "silver") & (pl.col("cohort") == "A"))
     assert silver["tables"][0].to_list() == list(SILVER_TABLES)
     assert json.loads(silver["delta_versions"][0])["patient"] >= 1
@@ -341,7 +341,7 @@ def test_status_and_history_commands(built, capsys):
     assert main(["history", "--root", str(root), "--last", "1", "--jobs"]) == 0
     out = capsys.readouterr().out
     head = out.splitlines()[1].split()
-    assert head[3] == "success" and head[4] == "12" and head[5] == "0"
+    assert head[3] == "success" and head[4] == "11" and head[5] == "0"
     assert "silver" in out and "gold_manifest" in out
 
 
@@ -359,7 +359,7 @@ def test_report_has_description_rulegraph_and_every_page(built_once):
     snakemake(workdir, "--report", str(out), config={"root": root, "source": source})
     text = out.read_text()
     assert "fhirhouse builds a local medallion lakehouse" in text
-    assert "report_pages" in text and "gold_manifest" in text  # the rule graph
+    assert "gold_manifest" in text and "bronze" in text  # the rule graph
     pages = embedded_pages(text)
     assert set(pages) == {f"silver_{t}.html" for t in SILVER_TABLES} | {
         "gold_encounter_summary.html"

@@ -94,13 +94,13 @@ def _checks_html(result: Mapping[str, Any] | None, label: str) -> str:
 
 def silver_page(
     name: str,
-    cohorts: pl.DataFrame,
+    rows_per_cohort: Mapping[str, int],
     sample: pl.DataFrame,
     table_checks: Mapping[str, Any] | None,
     cohort_checks: Mapping[str, Mapping[str, Any]],
 ) -> str:
-    """The report page of one Silver table: ``cohorts`` is its ``cohort`` column (one row per
-    table row), ``sample`` a few of its rows."""
+    """The report page of one Silver table: its rows per cohort, and ``sample``, a few of its
+    rows."""
     s = spec(name)
     rules = SILVER_RULES[name]
     required = set(rules.get("required_non_null", []))
@@ -108,11 +108,12 @@ def silver_page(
         (f.name, str(f.type), "key" if f.name == s.key else "", "✓" if f.name in required else "")
         for f in s.schema
     ]
-    per_cohort = cohorts.group_by("cohort").len().sort("cohort").rows() if cohorts.height else []
+    per_cohort = sorted(rows_per_cohort.items())
     sample = sample.sort(s.key).head(5)
     body = [
         f"<p>Primary key <code>{_e(s.key)}</code>; {len(s.schema)} columns; "
-        f"{cohorts.height:,} rows. Rules: {_e(summary(rules).replace('`', ''))}.</p>",
+        f"{sum(rows_per_cohort.values()):,} rows. "
+        f"Rules: {_e(summary(rules).replace('`', ''))}.</p>",
         "<h2>Rows per cohort</h2>",
         table_html(["cohort", "rows"], per_cohort) if per_cohort else "<p>No rows.</p>",
         "<h2>Checks</h2>",
@@ -136,37 +137,39 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg") :]
 
 
-def gold_plots(gold: pl.DataFrame, cohorts: pl.DataFrame) -> dict[str, str]:
-    """Three inline SVG plots: coverage per cohort, age distribution, encounters by type."""
+#: Coverage plot bars: label -> the manifest's per-cohort statistic.
+COVERAGE = {
+    "notes": "with_soap_note",
+    "vitals": "with_vitals",
+    "labs": "with_labs",
+    "imaging": "with_imaging",
+}
+
+
+def gold_plots(df: pl.DataFrame, per_cohort: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Three inline SVG plots: coverage per cohort (from the manifest's per-cohort statistics),
+    the age distribution and encounters by type (``df``: Gold's ``patient_age`` and
+    ``encounter_type`` columns)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({"font.size": 9, "svg.fonttype": "none"})
-    df = gold.join(cohorts, on="encounter_id", how="left")
-    cov = (
-        df.group_by("cohort")
-        .agg(
-            pl.col("soap_note_text").is_not_null().mean().alias("notes"),
-            pl.col("recent_vitals").struct.field("heart_rate").is_not_null().mean().alias("vitals"),
-            (pl.col("recent_labs").list.len() > 0).mean().alias("labs"),
-            pl.col("imaging").struct.field("has_imaging").mean().alias("imaging"),
-        )
-        .sort("cohort")
-    )
     plots = {}
     fig, ax = plt.subplots(figsize=(5.2, 3.0))
-    kinds = ["notes", "vitals", "labs", "imaging"]
-    width = 0.8 / max(cov.height, 1)
-    for i, row in enumerate(cov.iter_rows(named=True)):
+    kinds = list(COVERAGE)
+    cohorts = sorted(per_cohort.items())
+    width = 0.8 / max(len(cohorts), 1)
+    for i, (label, entry) in enumerate(cohorts):
+        rows, stats = entry["row_count"], entry["corpus_stats"]
         ax.bar(
             [k + i * width for k in range(len(kinds))],
-            [100 * (row[k] or 0) for k in kinds],
+            [100 * stats[COVERAGE[k]] / rows if rows else 0 for k in kinds],
             width,
-            label=f"cohort {row['cohort']}",
+            label=f"cohort {label}",
         )
-    ax.set_xticks([k + width * (cov.height - 1) / 2 for k in range(len(kinds))], kinds)
+    ax.set_xticks([k + width * (len(cohorts) - 1) / 2 for k in range(len(kinds))], kinds)
     ax.set_ylabel("% of encounters")
     ax.set_title("Coverage per cohort")
     ax.legend(fontsize=7)
@@ -199,6 +202,10 @@ def gold_plots(gold: pl.DataFrame, cohorts: pl.DataFrame) -> dict[str, str]:
     return plots
 
 
+#: The encounter card picks among the first this many rows by encounter id.
+CARD_CANDIDATES = 200
+
+
 def encounter_card(gold: pl.DataFrame) -> str:
     """A sample encounter with its SOAP note.
 
@@ -206,7 +213,8 @@ def encounter_card(gold: pl.DataFrame) -> str:
     conditions, medications and a heart rate; failing that, the first with conditions; then
     simply the first with a note (the reference's rule).
     """
-    rows = gold.sort("encounter_id").head(200).filter(pl.col("soap_note_text").is_not_null())
+    rows = gold.sort("encounter_id").head(CARD_CANDIDATES)
+    rows = rows.filter(pl.col("soap_note_text").is_not_null())
     if rows.is_empty():
         return "<p>No encounter with a SOAP note.</p>"
     has_conditions = pl.col("active_conditions").list.len() > 0
@@ -248,10 +256,12 @@ def encounter_card(gold: pl.DataFrame) -> str:
 
 def gold_page(
     manifest: Mapping[str, Any],
-    gold: pl.DataFrame,
-    cohorts: pl.DataFrame,
+    plotted: pl.DataFrame,
+    candidates: pl.DataFrame,
     checks: Mapping[str, Mapping[str, Any]],
 ) -> str:
+    """The Gold page: ``plotted`` holds Gold's ``patient_age`` and ``encounter_type``,
+    ``candidates`` the rows the encounter card may show (:data:`CARD_CANDIDATES` rows)."""
     stats = manifest["corpus_stats"]
     per_cohort = [
         (
@@ -266,7 +276,7 @@ def gold_page(
         for c, v in sorted(manifest.get("cohorts", {}).items())
     ]
     sources = [(s["table"], s["row_count"], s["delta_version"]) for s in manifest["silver_sources"]]
-    plots = gold_plots(gold, cohorts) if gold.height else {}
+    plots = gold_plots(plotted, manifest.get("cohorts", {})) if plotted.height else {}
     body = [
         f"<p>Contract v{_e(manifest['contract_version'])}; {manifest['row_count']:,} rows; "
         f"Delta version {_e(manifest['gold_delta_version'])}; manifest written "
@@ -283,7 +293,7 @@ def gold_page(
         + "".join(f'<figure id="plot-{k}">{v}</figure>' for k, v in plots.items())
         + "</div>",
         "<h2>Sample encounter</h2>",
-        encounter_card(gold),
+        encounter_card(candidates),
         "<h2>Gold checks</h2>",
         *[_checks_html(r, f"cohort {c}") for c, r in sorted(checks.items())],
         "<h2>Silver sources</h2>",
@@ -297,7 +307,10 @@ def _read(path: Path) -> Any:
 
 
 def report_pages_job(root: str | Path, outputs: Mapping[str, str | Path]) -> dict[str, Any]:
-    """Write the report pages: ``outputs`` maps each Silver table and ``gold`` to a path."""
+    """Write the report pages: ``outputs`` maps each Silver table and ``gold`` to a path.
+
+    Reads what the pages show and no more: row counts from Delta's file statistics, five
+    sample rows per table, two Gold columns for the plots and the card's candidate rows."""
     layout = Layout.of(root)
     cohorts = sorted(
         p.name[len("cohort=") : -len(".json")]
@@ -307,20 +320,18 @@ def report_pages_job(root: str | Path, outputs: Mapping[str, str | Path]) -> dic
         path = layout.silver_table(name)
         page = silver_page(
             name,
-            pl.from_arrow(delta.read_table(path, ["cohort"])),
+            delta.partition_rows(delta.open_table(path)),
             delta.scan(path).head(5).collect(),
             _read(layout.check_table(name)),
             {c: _read(layout.check_cohort(name, c)) for c in cohorts},
         )
         Path(outputs[name]).write_text(page, encoding="utf-8")
-    gold = pl.from_arrow(delta.read_table(layout.gold_table))
-    enc = pl.from_arrow(
-        delta.read_table(layout.silver_table("encounter"), ["encounter_id", "cohort"])
-    ).unique("encounter_id", keep="first")
+    gold = delta.scan(layout.gold_table)
+    first = gold.select("encounter_id").collect().to_series().sort().head(CARD_CANDIDATES)
     page = gold_page(
         _read(layout.corpus_manifest),
-        gold,
-        enc,
+        gold.select("patient_age", "encounter_type").collect(),
+        gold.filter(pl.col("encounter_id").is_in(first.implode())).collect(),
         {c: _read(layout.check_gold(c)) for c in cohorts},
     )
     Path(outputs["gold"]).write_text(page, encoding="utf-8")

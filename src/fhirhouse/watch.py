@@ -2,7 +2,7 @@
 
 The reference's cohort sensor, on Snakemake: each poll compares what is on disk with what the
 last build saw, and a change triggers one Snakemake run (through ``snakemake.api``, with the
-workflow profile's writer limits) for the affected cohorts only.
+workflow profile's settings) for the affected cohorts only.
 
 Two modes:
 
@@ -85,7 +85,7 @@ def pending_files(root: str | Path, source: str | Path) -> int:
 
 
 def profile_resources(profile: Path = REPO / "profiles" / "default" / "config.yaml") -> dict:
-    """The writer limits of the workflow profile (the API does not load profiles itself)."""
+    """The resource limits of the workflow profile (the API does not load profiles itself)."""
     cfg = yaml.safe_load(profile.read_text()) if profile.exists() else {}
     out: dict[str, int] = {}
     for item in cfg.get("resources") or []:

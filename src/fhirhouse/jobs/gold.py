@@ -37,6 +37,10 @@ from fhirhouse.store.atomic import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
+#: Gold is one unpartitioned table written by every cohort's job: MERGEs of cohorts that
+#: change at the same time conflict, and each retry re-reads and re-compares its rows.
+GOLD_RETRIES = 10
+
 
 def code_digest() -> str:
     """A digest of the source of the Gold transform: a change rebuilds every cohort."""
@@ -146,6 +150,7 @@ def gold_job(
                 key=gold.KEY,
                 delete_keys=orphans,
                 ignore_columns=gold.RUN_COLUMNS,
+                retries=GOLD_RETRIES,
                 metadata=meta,
             )
             version = delta.table_version(path)
@@ -173,6 +178,7 @@ def gold_job(
                 key=gold.KEY,
                 read_old=read_old,
                 ignore_columns=gold.RUN_COLUMNS,
+                retries=GOLD_RETRIES,
                 metadata=meta,
             )
             if patients

@@ -11,6 +11,7 @@ concurrent table creation, say) are retried.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -225,7 +226,7 @@ def _merge_until_committed(
             log.info(
                 "commit conflict (%s); retry %d of %d", type(exc).__name__, attempt + 1, retries
             )
-            time.sleep(0.1 * (attempt + 1))
+            time.sleep(0.1 * (attempt + 1) * random.uniform(0.5, 1.5))  # out of step
     raise AssertionError("unreachable")
 
 
