@@ -31,13 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from fhirhouse import SILVER_TABLES, __version__
 from fhirhouse.bronze import landing
 from fhirhouse.bronze.dicom_index import DicomIndex
-from fhirhouse.fhir.load import load_bundle
-from fhirhouse.fhir.parser import NotABundleError, RejectedBundleError, parse_bundle
+from fhirhouse.fhir import NotABundleError, RejectedBundleError, parse_bytes
 from fhirhouse.gold import encounter_summary as gold
 from fhirhouse.gold.manifest import build_corpus_manifest
 from fhirhouse.redact import redact
@@ -281,13 +278,6 @@ def _quarantine_entry(
     }
 
 
-def _json_error(exc: orjson.JSONDecodeError) -> str:
-    """Where the JSON breaks, without quoting the document (it may hold identifiers)."""
-    what = str(exc).split(":", 1)[0]
-    where = f"line {exc.lineno} column {exc.colno}" if exc.lineno else f"byte {exc.pos}"
-    return f"not valid JSON ({what} at {where})"
-
-
 def parse_files(cohort: str, files: list[Path], dicom: DicomIndex | None) -> CohortParse:
     """Read and parse each bundle once; bad files are quarantined, the rest goes on."""
     out = CohortParse()
@@ -299,9 +289,7 @@ def parse_files(cohort: str, files: list[Path], dicom: DicomIndex | None) -> Coh
         out.bytes += len(data)
         sha256 = out.sha256[path.name] = hashlib.sha256(data).hexdigest()
         try:
-            parsed = parse_bundle(load_bundle(data), resolver)
-        except orjson.JSONDecodeError as exc:
-            reason = "empty file" if not data.strip() else _json_error(exc)
+            parsed = parse_bytes(data, resolver)
         except NotABundleError as exc:
             reason = f"not a FHIR Bundle: {exc}"
         except RejectedBundleError as exc:
