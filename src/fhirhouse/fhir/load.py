@@ -59,34 +59,40 @@ class NestingTooDeepError(RejectedBundleError):
         super().__init__(f"JSON nested deeper than {MAX_DEPTH} levels")
 
 
-_SKELETON = bytes(b for b in range(256) if b not in b'"[]{}')  # translate: delete the rest
+_SKELETON = bytes(b for b in range(256) if b not in b'"[]{}\\')  # translate: delete the rest
 _PAIRS = bytes.maketrans(b"[]{}", b"()()")
-_ESCAPED = frozenset(b'\\"')
+_ESCAPED = (b'"', b"\\")
 
 
-def _without_escaped_quotes(data: bytes) -> bytes | bytearray:
-    """``data`` with each ``\\"`` and ``\\\\`` escape blanked out (strings keep their length)."""
+def _drop_escapes(data: bytes, skeleton: bytes) -> bytes:
+    """The skeleton without its escapes: each backslash, and the quote or backslash it escapes.
+
+    The skeleton keeps every backslash of ``data`` in order; an escape's second character is
+    in the skeleton (right after its backslash) only when it is a quote or a backslash.
+    """
+    parts = []
+    start = 0
     pos = data.find(b"\\")
-    buf: bytearray | None = None
     while pos >= 0:
-        if pos + 1 < len(data) and data[pos + 1] in _ESCAPED:
-            if buf is None:
-                buf = bytearray(data)
-            buf[pos : pos + 2] = b"  "
-        pos = data.find(b"\\", pos + 2)  # an escape is at least two bytes; \\uXXXX has no \\
-    return data if buf is None else buf
+        at = skeleton.find(b"\\", start)
+        parts.append(skeleton[start:at])
+        start = at + (2 if data[pos + 1 : pos + 2] in _ESCAPED else 1)
+        pos = data.find(b"\\", pos + 2)  # the escaped character starts nothing (\\uXXXX neither)
+    parts.append(skeleton[start:])
+    return b"".join(parts)
 
 
 def nesting_exceeds(data: bytes, limit: int = MAX_DEPTH) -> bool:
     """Whether valid JSON ``data`` nests arrays and objects deeper than ``limit`` levels.
 
-    Only meaningful for valid JSON. The skeleton keeps quotes and brackets (escaped quotes
-    blanked out first); removing adjacent quote pairs keeps every bracket's in-string parity,
-    so what is left outside strings is the bracket structure, peeled one level per pass.
+    Only meaningful for valid JSON. The skeleton keeps quotes and brackets (escapes dropped);
+    removing adjacent quote pairs keeps every bracket's in-string parity, so what is left
+    outside strings is the bracket structure, peeled one level per pass.
     """
-    if b"\\" in data:
-        data = _without_escaped_quotes(data)  # type: ignore[assignment]
-    skeleton = data.translate(None, _SKELETON).replace(b'""', b"")
+    skeleton = data.translate(None, _SKELETON)
+    if b"\\" in skeleton:
+        skeleton = _drop_escapes(data, skeleton)
+    skeleton = skeleton.replace(b'""', b"")
     if b'"' in skeleton:
         skeleton = b"".join(skeleton.split(b'"')[0::2])
     skeleton = skeleton.translate(_PAIRS)
