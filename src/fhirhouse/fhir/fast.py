@@ -15,6 +15,7 @@ the parser reads a number, bytes that are not JSON.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -57,8 +58,15 @@ def _s(value: str | None) -> str:
     return "" if value is None else value
 
 
+# references repeat (the patient's in every row, an encounter's in each of its rows)
+_strip = functools.lru_cache(maxsize=1 << 14)(strip_ref)
+
+
 def _ref(ref: st.Reference | None) -> str:
-    return "" if ref is None else strip_ref(ref.reference)
+    if ref is None:
+        return ""
+    target = ref.reference
+    return _strip(target) if target else ""
 
 
 def _first(items: list[Any] | None) -> Any:
@@ -90,7 +98,7 @@ def _number(value: Any) -> Any:
 
 
 def _valid_id(value: str | None) -> bool:
-    return value is not None and value.strip() != ""
+    return bool(value) and not value.isspace()  # type: ignore[union-attr]
 
 
 # -------------------------------------------------------------------------------- records
@@ -157,22 +165,16 @@ def parse_encounter(r: st.Encounter) -> Record:
     }
 
 
-def _clinical(r: Any, id_column: str, concept: st.CodeableConcept | None) -> Record:
-    code, display = _codeable(concept)
+def parse_condition(r: st.Condition) -> Record:
+    status = r.clinicalStatus
+    coding = _first(status.coding) if status is not None else None
+    code, display = _codeable(r.code)
     return {
-        id_column: _s(r.id),
+        "condition_id": _s(r.id),
         "patient_id": _ref(r.subject),
         "encounter_id": _ref(r.encounter),
         "code": code,
         "display": display,
-    }
-
-
-def parse_condition(r: st.Condition) -> Record:
-    status = r.clinicalStatus
-    coding = _first(status.coding) if status is not None else None
-    return {
-        **_clinical(r, "condition_id", r.code),
         "clinical_status": "" if coding is None else _s(coding.code),
         "onset_date": r.onsetDateTime,
         "abatement_date": r.abatementDateTime,
@@ -181,39 +183,72 @@ def parse_condition(r: st.Condition) -> Record:
 
 
 def parse_observation(r: st.Observation) -> Record:
-    category = _first(r.category)
-    coding = _first(category.coding) if category is not None else None
+    # the hottest function of the parse: the small readers are written out
+    coding = None
+    category = r.category
+    if category:
+        codings = category[0].coding
+        if codings:
+            coding = codings[0]
+    value = unit = None
     quantity = r.valueQuantity
+    if quantity is not None:
+        value, unit = quantity.value, quantity.unit
+        if type(value) is int and not st.fits_orjson(value):
+            raise NotFast("integer beyond 64 bits")
     value_string = r.valueString
     if value_string is None and r.valueCodeableConcept is not UNSET:
         value_string = _concept_text(r.valueCodeableConcept)
-    components = []
-    for comp in r.component or ():
-        c_code, c_display = _codeable(comp.code)
-        c_qty = comp.valueQuantity
-        components.append(
-            {
-                "code": c_code,
-                "display": c_display,
-                "value": None if c_qty is None else _number(c_qty.value),
-                "unit": None if c_qty is None else c_qty.unit,
-            }
-        )
+    components_json = None
+    if r.component:
+        components = []
+        for comp in r.component:
+            c_code, c_display = _codeable(comp.code)
+            c_qty = comp.valueQuantity
+            components.append(
+                {
+                    "code": c_code,
+                    "display": c_display,
+                    "value": None if c_qty is None else _number(c_qty.value),
+                    "unit": None if c_qty is None else c_qty.unit,
+                }
+            )
+        components_json = json.dumps(components)
+    code = display = ""
+    concept = r.code
+    if concept is not None:
+        codings = concept.coding
+        if codings:
+            c = codings[0]
+            code = c.code or ""
+            display = c.display or concept.text or ""
+        else:
+            display = concept.text or ""
+    subject, encounter = r.subject, r.encounter
     return {
-        **_clinical(r, "observation_id", r.code),
-        "category": "" if coding is None else _s(coding.code),
-        "value": None if quantity is None else _number(quantity.value),
-        "unit": None if quantity is None else quantity.unit,
+        "observation_id": r.id or "",
+        "patient_id": _strip(subject.reference) if subject and subject.reference else "",
+        "encounter_id": _strip(encounter.reference) if encounter and encounter.reference else "",
+        "code": code,
+        "display": display,
+        "category": (coding.code or "") if coding is not None else "",
+        "value": value,
+        "unit": unit,
         "value_string": value_string,
-        "components_json": json.dumps(components) if components else None,
+        "components_json": components_json,
         "effective_date": r.effectiveDateTime,
     }
 
 
 def parse_medication_request(r: st.MedicationRequest) -> Record:
     dosage = _first(r.dosageInstruction)
+    code, display = _codeable(r.medicationCodeableConcept)
     return {
-        **_clinical(r, "medication_request_id", r.medicationCodeableConcept),
+        "medication_request_id": _s(r.id),
+        "patient_id": _ref(r.subject),
+        "encounter_id": _ref(r.encounter),
+        "code": code,
+        "display": display,
         "status": r.status,
         "intent": r.intent,
         "authored_on": r.authoredOn,
@@ -223,8 +258,13 @@ def parse_medication_request(r: st.MedicationRequest) -> Record:
 
 def parse_procedure(r: st.Procedure) -> Record:
     period = r.performedPeriod
+    code, display = _codeable(r.code)
     return {
-        **_clinical(r, "procedure_id", r.code),
+        "procedure_id": _s(r.id),
+        "patient_id": _ref(r.subject),
+        "encounter_id": _ref(r.encounter),
+        "code": code,
+        "display": display,
         "status": r.status,
         "performed_start": None if period is None else period.start,
         "performed_end": None if period is None else period.end,
@@ -392,15 +432,18 @@ class _Bundle:
                 self.skipped.append(ParseIssue("?", "entry_without_resource"))
                 continue
             rtype = type_of[type(res)]
-            if rtype in by_type:
-                by_type[rtype].append((position, res))
-            else:
+            located = by_type.get(rtype)
+            if located is None:
                 by_type[rtype] = [(position, res)]
+            else:
+                located.append((position, res))
             if rtype in views and res.id:  # a skipped resource has no id, as on the dict path
                 by_id[res.id] = res
-            full = strip_ref(entry.fullUrl)
+            full = entry.fullUrl
             if full:
-                by_id[full] = res
+                full = _strip(full)
+                if full:
+                    by_id[full] = res
 
     def of(self, rtype: str) -> list[tuple[int, Any]]:
         return self.by_type.get(rtype, [])
@@ -415,7 +458,8 @@ def parse(data: bytes, resolver: DicomResolver | None = None) -> ParseResult:
     patients = index.of("Patient")
     check_patients(len(patients), patients[0][1].id if patients else None)
     out = ParseResult()
-    out.issues.extend(index.skipped)
+    issues = out.issues
+    issues.extend(index.skipped)
     patient_entry, patient = patients[0]
     try:
         patient_row = parse_patient(patient)
@@ -423,73 +467,79 @@ def parse(data: bytes, resolver: DicomResolver | None = None) -> ParseResult:
         raise NotFast(f"{type(exc).__name__} on a typed view") from None
     patient_row["source_entry"] = patient_entry
     patient_id = patient_row["patient_id"]
-    rec = out.records
-    rec["patient"] = [patient_row]
-    issues = out.issues
     by_id = index.by_id
     encounters: set[str] = set()
 
-    def row(rtype: str, r: Any, parse: Callable[[], Record | None], pos: int) -> Record | None:
-        if not _valid_id(r.id):
-            issues.append(ParseIssue(rtype, "missing_id"))
-            return None
-        try:
-            rec = parse()
-        except (NoteDecodeError, NotFast):
-            raise
-        except _RESOURCE_ERRORS as exc:  # the views rule these out; the dict path decides
-            raise NotFast(f"{type(exc).__name__} on a typed view") from None
-        if rec is None:
-            return None
-        subject = rec["patient_id"]
-        if subject and subject != patient_id:
-            issues.append(ParseIssue(rtype, "dangling_reference:subject"))
-            return None
-        encounter = rec.get("encounter_id")
-        if rtype != "Encounter" and encounter and encounter not in encounters:
-            issues.append(ParseIssue(rtype, "dangling_reference:encounter"))
-            return None
-        rec["source_entry"] = pos
-        return rec
+    def rows(
+        rtype: str,
+        located: list[tuple[int, Any]],
+        parse: Callable[..., Record | None],
+        *args: Any,
+        kept_resources: list[Any] | None = None,
+    ) -> list[Record]:
+        """The dict path's ``_Checked.row``, resource by resource, for ``located``."""
+        kept: list[Record] = []
+        for pos, r in located:
+            rid = r.id
+            if not rid or rid.isspace():
+                issues.append(ParseIssue(rtype, "missing_id"))
+                continue
+            try:
+                rec = parse(r, *args)
+            except NoteDecodeError as exc:  # only a note's attachment raises it
+                log.warning("clinical note dropped: attachment does not decode (%s)", exc)
+                issues.append(ParseIssue(rtype, f"note_undecodable:{exc}"))
+                continue
+            except NotFast:
+                raise
+            except _RESOURCE_ERRORS as exc:  # the views rule these out; the dict path decides
+                raise NotFast(f"{type(exc).__name__} on a typed view") from None
+            if rec is None:
+                continue
+            subject = rec["patient_id"]
+            if subject and subject != patient_id:
+                issues.append(ParseIssue(rtype, "dangling_reference:subject"))
+                continue
+            if rtype != "Encounter":
+                encounter = rec["encounter_id"]
+                if encounter and encounter not in encounters:
+                    issues.append(ParseIssue(rtype, "dangling_reference:encounter"))
+                    continue
+            rec["source_entry"] = pos
+            kept.append(rec)
+            if kept_resources is not None:
+                kept_resources.append(r)
+        return kept
 
-    def rows(rtype: str, parse: Callable[[Any], Record | None]) -> list[Record]:
-        kept = []
-        for pos, r in index.of(rtype):
-            got = row(rtype, r, lambda r=r: parse(r), pos)
-            if got is not None:
-                kept.append((r, got))
-        if rtype == "Encounter":
-            ids = {id(r) for r, _ in kept}
-            encounters.update(key for key, res in by_id.items() if id(res) in ids)
-        return [got for _, got in kept]
-
-    rec["encounter"] = rows("Encounter", parse_encounter)
-    rec["condition"] = rows("Condition", parse_condition)
-    rec["observation"] = rows("Observation", parse_observation)
-    rec["medication_request"] = rows("MedicationRequest", parse_medication_request)
-    rec["procedure"] = rows("Procedure", parse_procedure)
-    for pos, r in index.of("DocumentReference"):
+    rec = out.records
+    rec["patient"] = [patient_row]
+    kept_encounters: list[Any] = []
+    rec["encounter"] = rows(
+        "Encounter", index.of("Encounter"), parse_encounter, kept_resources=kept_encounters
+    )
+    # references resolve to the Encounters kept, by id or by fullUrl
+    kept = {id(r) for r in kept_encounters}
+    encounters.update(key for key, res in by_id.items() if id(res) in kept)
+    rec["condition"] = rows("Condition", index.of("Condition"), parse_condition)
+    rec["observation"] = rows("Observation", index.of("Observation"), parse_observation)
+    rec["medication_request"] = rows(
+        "MedicationRequest", index.of("MedicationRequest"), parse_medication_request
+    )
+    rec["procedure"] = rows("Procedure", index.of("Procedure"), parse_procedure)
+    rec["soap_note"] = rows(
+        "DocumentReference", index.of("DocumentReference"), parse_document_reference, by_id
+    )
+    for located in index.of("DiagnosticReport"):
         try:
-            note = row("DocumentReference", r, lambda r=r: parse_document_reference(r, by_id), pos)
-        except NoteDecodeError as exc:
-            log.warning("clinical note dropped: attachment does not decode (%s)", exc)
-            issues.append(ParseIssue("DocumentReference", f"note_undecodable:{exc}"))
-            continue
-        if note is not None:
-            rec["soap_note"].append(note)
-    for pos, r in index.of("DiagnosticReport"):
-        try:
-            kind = classify_report(r)
+            kind = classify_report(located[1])
         except _RESOURCE_ERRORS as exc:
             raise NotFast(f"{type(exc).__name__} on a typed view") from None
         if kind == "genomic":
-            got = row("DiagnosticReport", r, lambda r=r: parse_genomic(r), pos)
-            if got is not None:
-                rec["genomic_report"].append(got)
+            rec["genomic_report"] += rows("DiagnosticReport", [located], parse_genomic)
         elif kind == "ecg":
-            got = row("DiagnosticReport", r, lambda r=r: parse_ecg(r, by_id), pos)
-            if got is not None:
-                rec["ecg_metadata"].append(got)
-    rec["imaging_study"] = rows("ImagingStudy", lambda r: parse_imaging(r, resolver, issues))
+            rec["ecg_metadata"] += rows("DiagnosticReport", [located], parse_ecg, by_id)
+    rec["imaging_study"] = rows(
+        "ImagingStudy", index.of("ImagingStudy"), parse_imaging, resolver, issues
+    )
     log.debug("bundle parsed: %s", {k: len(v) for k, v in rec.items()})
     return out

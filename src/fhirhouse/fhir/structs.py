@@ -17,9 +17,10 @@ bounded by the types themselves: no Struct refers to itself.
 
 The whole bundle decodes in one call (:data:`BUNDLE`): ``entry[].resource`` is a union tagged by
 ``resourceType`` of the ten views and of an empty Struct for every other R4 resource type, whose
-content msgspec skips (as the dict path's loader does). msgspec rejects a ``resourceType`` it
-does not know, and a second ``resourceType`` that differs from the first, so a resource is never
-typed differently from the dict path (where the last key wins).
+content msgspec skips, as the dict path's loader does (and as it skips the keys of the bundle
+and of its entries other than ``entry``, ``fullUrl`` and ``resource``). msgspec rejects a
+``resourceType`` it does not know, and a second ``resourceType`` that differs from the first,
+so a resource is never typed differently from the dict path (where the last key wins).
 """
 
 from __future__ import annotations
@@ -497,33 +498,21 @@ Resource = Union[tuple(TYPE_OF)]  # type: ignore[valid-type]  # noqa: UP007
 # ---------------------------------------------------------------------------------- bundle
 
 
-class BundleRequest(_S):
-    method: Str = None
-    url: Str = None
-    ifNoneMatch: Str = None
-    ifModifiedSince: Str = None
-    ifMatch: Str = None
-    ifNoneExist: Str = None
+class BundleEntry(msgspec.Struct, gc=False):
+    """An entry; other keys (``request``, ``search``, ...) are skipped, as by ``load_bundle``."""
 
-
-class BundleEntry(_S):
     fullUrl: Str = None
     resource: Resource | None = None  # type: ignore[valid-type]
-    request: BundleRequest | None = None
 
 
-class Bundle(_S):
-    """The bundle: every field typed (bounded), the skipped resources' content aside."""
+class Bundle(msgspec.Struct, gc=False):
+    """The bundle around the entries; other keys are skipped, as by ``load_bundle``.
 
-    resourceType: str = ""
-    id: Str = None
-    meta: Meta | None = None
-    implicitRules: Str = None
-    language: Str = None
-    identifier: Identifier | None = None
-    type: Str = None
-    timestamp: Str = None
-    total: Num = None
+    What is skipped here and in the skipped resources is checked for nesting depth by the
+    caller; nothing of it is read.
+    """
+
+    resourceType: Any = None
     entry: list[BundleEntry] | None = None
 
 
