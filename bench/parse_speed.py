@@ -35,13 +35,23 @@ import statistics
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
 
 from fhirhouse import SILVER_TABLES
-from fhirhouse.fhir import parse_bytes
 from fhirhouse.silver.build import build_table
+
+try:
+    from fhirhouse.fhir import parse_bytes
+except ImportError:  # a checkout from before parse_bytes: the loader and the dict parser
+    from fhirhouse.fhir.load import load_bundle
+    from fhirhouse.fhir.parser import parse_bundle
+
+    def parse_bytes(data: bytes) -> Any:  # type: ignore[misc]
+        return parse_bundle(load_bundle(data))
+
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO.parent / "shared" / "fixtures" / "synthea"
