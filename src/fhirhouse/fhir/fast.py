@@ -105,10 +105,6 @@ def _number(value: Any) -> Any:
     return value
 
 
-def _valid_id(value: str | None) -> bool:
-    return bool(value) and not value.isspace()  # type: ignore[union-attr]
-
-
 # -------------------------------------------------------------------------------- records
 
 
@@ -232,11 +228,12 @@ def parse_observation(r: st.Observation) -> Record:
             display = c.display or concept.text or ""
         else:
             display = concept.text or ""
-    subject, encounter = r.subject, r.encounter
+    subject = None if r.subject is None else r.subject.reference
+    encounter = None if r.encounter is None else r.encounter.reference
     return {
         "observation_id": r.id or "",
-        "patient_id": _strip(subject.reference) if subject and subject.reference else "",
-        "encounter_id": _strip(encounter.reference) if encounter and encounter.reference else "",
+        "patient_id": _strip(subject) if subject else "",
+        "encounter_id": _strip(encounter) if encounter else "",
         "code": code,
         "display": display,
         "category": (coding.code or "") if coding is not None else "",
