@@ -1,6 +1,6 @@
 """Bundle bytes -> the ten Silver Arrow tables, per core, against ``orjson.loads`` of the files.
 
-    PYTHONPATH=src .venv/bin/python bench/parse_speed.py [FOLDER ...] [--runs N]
+    PYTHONPATH=src .venv/bin/python bench/parse_speed.py [FOLDER ...] [--runs N] [--wall]
 
 Without a folder it runs on the shared Synthea fixtures. For each folder, all ``*.json`` files
 are read into memory once; then, alternating, each run times
@@ -16,14 +16,29 @@ prints files, MB, orjson.loads MB/s, parse+build MB/s (with the parse and build 
 the ratio orjson time / parse+build time (>= 1 means parse+build is faster), each the median
 over --runs (default 7).
 
-Numbers (2-core VM, another engineer's jobs running; median of 7 runs, 3 invocations each):
+Against a checkout from before parse_bytes (``git archive 57ab6a0 src | tar -x -C /tmp/old``,
+then ``PYTHONPATH=/tmp/old/src``) the bench times load_bundle + parse_bundle instead.
 
-    folder                        files     MB  orjson MB/s  parse+build MB/s  ratio
-    before (load_bundle + parse_bundle, per-value build_table)
-    shared/fixtures/synthea          33   24.7        276              136     0.49
-    synth --patients 100            100  346.8         63               85     1.34
-    after (parse_bytes, vectorized build_table)
-    see the commit message of the last bench run (filled in below)
+Numbers, 2-core VM shared with another engineer's jobs (load 3-5), medians of 7 runs (3 on the
+synthetic corpus), two or three invocations each; ratio >= 0.7 is the goal:
+
+    corpus                             MB  orjson MB/s  parse+build MB/s  parse s  build s  ratio
+    33 shared Synthea bundles, CPU s
+      before (load_bundle+parse_bundle)  24.7  247-270  128-136  0.14  0.045  0.50-0.53
+      after  (parse_bytes)               24.7  276-278  212-218  0.095 0.020  0.76-0.79
+    same, wall-clock (--wall)
+      before                             24.7  199-293   98-137  0.14  0.045  0.45-0.49
+      after                              24.7  186-259  154-205  0.10  0.021  0.79-0.83
+    synth --patients 100 (claims-heavy), CPU s
+      before                            346.8       96      104  2.42  0.90   1.09
+      after                             346.8       96      162  1.77  0.36   1.70
+    same, wall-clock
+      before                            346.8       96      108  2.29  0.91   1.13
+      after                             346.8       64      109  2.68  0.51   1.70
+
+Where the time goes now (shared bundles, share of orjson.loads CPU time): the one msgspec decode
+of the bundle into typed views ~0.45, the nesting check ~0.25, the Python that builds the
+records ~0.3, build_table ~0.2.
 """
 
 from __future__ import annotations
