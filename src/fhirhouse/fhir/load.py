@@ -20,7 +20,8 @@ raises ``RecursionError`` and orjson gives up at 1024). The check runs on every 
 is valid JSON, in one pass of C byte operations over a skeleton of the bytes (quotes and
 brackets only); a document that is not valid JSON is reported as such, unless its nesting
 already broke the decoder (``RecursionError`` or orjson's depth error), which is reported as
-too deep.
+too deep. (The check needs valid JSON, so it runs after msgspec's decode, which recurses up to
+the interpreter's limit first: on Python < 3.14 parse on a thread with a normal-size stack.)
 """
 
 from __future__ import annotations

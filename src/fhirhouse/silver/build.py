@@ -161,14 +161,6 @@ def _vectorized(dtype: pa.DataType, values: list[Any]) -> pa.Array | None:
     return None
 
 
-_CONSTANT = frozenset({"ingest_timestamp", "cohort"})
-
-
-def _columns(rows: list[Record], names: list[str]) -> dict[str, list[Any]]:
-    """Each column's values (a missing key reads as ``None``)."""
-    return {name: [r.get(name) for r in rows] for name in names}
-
-
 def _constant(value: Any, n: int, dtype: pa.DataType) -> pa.Array:
     return pa.nulls(n, dtype).fill_null(pa.scalar(value, type=dtype)) if n else pa.array([], dtype)
 
@@ -194,7 +186,6 @@ def build_table(
             if not row.get("data_limitation"):
                 row["data_limitation"] = DATA_LIMITATION
     ts = parse_timestamp(ingest_timestamp)
-    columns = _columns(rows, [f.name for f in table_spec.schema if f.name not in _CONSTANT])
     arrays = []
     for f in table_spec.schema:
         if f.name == "ingest_timestamp":
@@ -202,7 +193,7 @@ def build_table(
         elif f.name == "cohort":
             arrays.append(_constant(cohort, len(rows), f.type))
         else:
-            raw = columns[f.name]
+            raw = [r.get(f.name) for r in rows]
             fast = _vectorized(f.type, raw)
             if fast is not None:  # every value converted: nothing stored as null that was there
                 arrays.append(fast)
