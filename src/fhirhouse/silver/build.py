@@ -188,21 +188,22 @@ def build_table(
     ts = parse_timestamp(ingest_timestamp)
     arrays = []
     for f in table_spec.schema:
-        if f.name == "ingest_timestamp":
-            arrays.append(_constant(ts, len(rows), f.type))
-        elif f.name == "cohort":
-            arrays.append(_constant(cohort, len(rows), f.type))
+        name, dtype = f.name, f.type  # Field attributes are calls: read them once, not per row
+        if name == "ingest_timestamp":
+            arrays.append(_constant(ts, len(rows), dtype))
+        elif name == "cohort":
+            arrays.append(_constant(cohort, len(rows), dtype))
         else:
-            raw = [r.get(f.name) for r in rows]
-            fast = _vectorized(f.type, raw)
+            raw = [r.get(name) for r in rows]
+            fast = _vectorized(dtype, raw)
             if fast is not None:  # every value converted: nothing stored as null that was there
                 arrays.append(fast)
                 continue
-            coerce = _coercer(f.type)
+            coerce = _coercer(dtype)
             values = [coerce(v) for v in raw]
             if problems is not None:
                 for r, v, was in zip(rows, values, raw, strict=True):
                     if v is None and was is not None and was != "":
-                        problems[(str(r.get("source_file", "")), f.name)] += 1
-            arrays.append(pa.array(values, type=f.type))
+                        problems[(str(r.get("source_file", "")), name)] += 1
+            arrays.append(pa.array(values, type=dtype))
     return pa.Table.from_arrays(arrays, schema=table_spec.schema)
