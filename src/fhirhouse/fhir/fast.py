@@ -230,10 +230,14 @@ def parse_observation(r: st.Observation) -> Record:
             display = concept.text or ""
     subject = None if r.subject is None else r.subject.reference
     encounter = None if r.encounter is None else r.encounter.reference
+    if subject:
+        subject = _stripped.get(subject) or _strip(subject)
+    if encounter:
+        encounter = _stripped.get(encounter) or _strip(encounter)
     return {
         "observation_id": r.id or "",
-        "patient_id": _strip(subject) if subject else "",
-        "encounter_id": _strip(encounter) if encounter else "",
+        "patient_id": subject or "",
+        "encounter_id": encounter or "",
         "code": code,
         "display": display,
         "category": (coding.code or "") if coding is not None else "",
@@ -431,6 +435,7 @@ class _Bundle:
         self.by_id: dict[str, Any] = {}
         self.skipped: list[ParseIssue] = []
         by_type, by_id, type_of, views = self.by_type, self.by_id, st.TYPE_OF, st.VIEWS
+        stripped = _stripped
         for position, entry in enumerate(bundle.entry):
             res = entry.resource
             if res is None:
@@ -446,9 +451,11 @@ class _Bundle:
                 by_id[res.id] = res
             full = entry.fullUrl
             if full:
-                full = _strip(full)
-                if full:
-                    by_id[full] = res
+                key = stripped.get(full)
+                if key is None:
+                    key = stripped[full] = strip_ref(full)
+                if key:
+                    by_id[key] = res
 
     def of(self, rtype: str) -> list[tuple[int, Any]]:
         return self.by_type.get(rtype, [])
