@@ -76,6 +76,18 @@ def _two_patients() -> bytes:
     return _bytes(b)
 
 
+def _deep_claim() -> bytes:
+    """A Claim nested 2000 levels deep: it used to stop the job with a RecursionError."""
+    b = make_bundle("p-bad")
+    b["entry"].append({"resource": {"resourceType": "Claim", "id": "c", "item": "DEEP"}})
+    return _bytes(b).replace(b'"DEEP"', b"[" * 2000 + b"]" * 2000)
+
+
+def _non_utf8_full_url() -> bytes:
+    """A fullUrl that is not UTF-8: it used to stop the job with a UnicodeDecodeError."""
+    return _bytes(make_bundle("p-bad")).replace(b"urn:uuid:p-bad", b"urn:uuid:\xff", 1)
+
+
 # (file content, the quarantine reason it must start with)
 WHOLE_FILE_CASES: dict[str, tuple[Callable[[], bytes], str]] = {
     "empty": (lambda: b"", "empty file"),
@@ -95,6 +107,8 @@ WHOLE_FILE_CASES: dict[str, tuple[Callable[[], bytes], str]] = {
         lambda: _bytes({"resourceType": "Bundle", "entry": {"resource": {}}}),
         "Bundle.entry is dict, not a list",
     ),
+    "deep-claim": (_deep_claim, "JSON nested deeper than 128 levels"),
+    "non-utf8-full-url": (_non_utf8_full_url, "not valid JSON (str is not valid UTF-8"),
 }
 
 

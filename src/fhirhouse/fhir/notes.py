@@ -37,8 +37,13 @@ OBJECTIVE = frozenset(
 ASSESSMENT = frozenset({"assessment", "impression", "diagnosis", "assessment and plan"})
 PLAN = frozenset({"plan", "treatment", "treatment plan", "assessment and plan"})
 
-_MD_HEADER = re.compile(r"^#+[ \t]*(.+)$", re.MULTILINE)
-_CLASSIC = re.compile(r"^(subjective|objective|assessment|plan):", re.MULTILINE | re.IGNORECASE)
+# A header starts a line: at the start of the text, or after "\n" (the only line break of ``^``
+# and ``$`` in a MULTILINE pattern). With "\n" as a literal prefix the scan is fast.
+_SOAP = r"(subjective|objective|assessment|plan):"
+_MD_FIRST = re.compile(r"#+[ \t]*(.+)")
+_MD_NEXT = re.compile(r"\n#+[ \t]*(.+)")
+_CLASSIC_FIRST = re.compile(_SOAP, re.IGNORECASE)
+_CLASSIC_NEXT = re.compile(r"\n" + _SOAP, re.IGNORECASE)
 
 
 class NoteDecodeError(ValueError):
@@ -58,9 +63,14 @@ def decode_note(data: str) -> str:
 
 
 def section_headers(text: str) -> list[str]:
-    """Every Markdown header and classic SOAP marker, lower-cased and trimmed."""
-    found = [m.group(1).strip().lower() for m in _MD_HEADER.finditer(text)]
-    found += [m.group(1).strip().lower() for m in _CLASSIC.finditer(text)]
+    """Every Markdown header (``^#+[ \\t]*(.+)$``) and classic SOAP marker
+    (``^(subjective|objective|assessment|plan):``, any case), lower-cased and trimmed."""
+    found = []
+    for first, following in ((_MD_FIRST, _MD_NEXT), (_CLASSIC_FIRST, _CLASSIC_NEXT)):
+        m = first.match(text)
+        if m:
+            found.append(m.group(1).strip().lower())
+        found += [h.strip().lower() for h in following.findall(text)]
     return found
 
 

@@ -131,12 +131,14 @@ class BundleIndex:
         self.by_type: dict[str, list[dict[str, Any]]] = {}
         self.by_id: dict[str, dict[str, Any]] = {}
         self.skipped: list[ParseIssue] = []
+        # entry index (0-based, in Bundle.entry) of each resource of by_type, position by position
+        self.positions: dict[str, list[int]] = {}
         entries = bundle.get("entry")
         if entries is None:
             entries = []
         if not isinstance(entries, list):
             raise RejectedBundleError(f"Bundle.entry is {type(entries).__name__}, not a list")
-        for entry in entries:
+        for position, entry in enumerate(entries):
             if not isinstance(entry, dict):
                 self.skipped.append(ParseIssue("?", "entry_not_an_object"))
                 continue
@@ -149,6 +151,7 @@ class BundleIndex:
                 self.skipped.append(ParseIssue("?", "entry_without_resourceType"))
                 continue
             self.by_type.setdefault(rtype, []).append(res)
+            self.positions.setdefault(rtype, []).append(position)
             rid = res.get("id")
             if rid:
                 self.by_id[str(rid)] = res
@@ -158,6 +161,10 @@ class BundleIndex:
 
     def of(self, rtype: str) -> list[dict[str, Any]]:
         return self.by_type.get(rtype, [])
+
+    def located(self, rtype: str) -> list[tuple[int, dict[str, Any]]]:
+        """``(entry index, resource)`` for each resource of ``rtype``, in bundle order."""
+        return list(zip(self.positions.get(rtype, []), self.of(rtype), strict=True))
 
 
 # ---------------------------------------------------------------------------------- patient
@@ -442,7 +449,14 @@ def parse_imaging(
         "dicom_binary_id": None,
         "dicom_extracted": False,
     }
-    uid = study_uid(r)
+    attach_dicom(row, study_uid(r), resolver, issues)
+    return row
+
+
+def attach_dicom(
+    row: Record, uid: str | None, resolver: DicomResolver | None, issues: list[ParseIssue]
+) -> None:
+    """Fill the DICOM columns of an imaging row from the study's file, when there is one."""
     data = resolver(uid) if (resolver is not None and uid) else None
     if data is not None:
         try:
@@ -452,7 +466,6 @@ def parse_imaging(
         except dicom_mod.DicomHeaderError as exc:
             log.warning("DICOM header unreadable (%s); imaging row kept FHIR-only", exc)
             issues.append(ParseIssue("ImagingStudy", f"dicom_unreadable:{exc}"))
-    return row
 
 
 _RESOURCE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError)
@@ -481,8 +494,9 @@ class _Checked:
         self.out.issues.append(ParseIssue(rtype, reason))
 
     def row(
-        self, rtype: str, r: dict[str, Any], parse: Callable[[], Record | None]
+        self, rtype: str, r: dict[str, Any], parse: Callable[[], Record | None], position: int
     ) -> Record | None:
+        """The record of ``r`` (from entry ``position``), or ``None`` when it is dropped."""
         if not _valid_id(r.get("id")):
             self.drop(rtype, "missing_id")
             return None
@@ -503,19 +517,25 @@ class _Checked:
         if rtype != "Encounter" and encounter and encounter not in self.encounters:
             self.drop(rtype, "dangling_reference:encounter")
             return None
+        rec["source_entry"] = position
         return rec
 
 
-def _the_patient(index: BundleIndex) -> dict[str, Any]:
-    patients = index.of("Patient")
-    if not patients:
+def check_patients(count: int, first_id: Any) -> None:
+    """Raise :class:`RejectedBundleError` unless the bundle has exactly one Patient with an id."""
+    if not count:
         raise RejectedBundleError("Bundle has no Patient resource")
-    if len(patients) > 1:
+    if count > 1:
         raise RejectedBundleError(
-            f"Bundle has {len(patients)} Patient resources; one patient per bundle expected"
+            f"Bundle has {count} Patient resources; one patient per bundle expected"
         )
-    if not _valid_id(patients[0].get("id")):
+    if not _valid_id(first_id):
         raise RejectedBundleError("the Patient resource has no id")
+
+
+def _the_patient(index: BundleIndex) -> tuple[int, dict[str, Any]]:
+    patients = index.located("Patient")
+    check_patients(len(patients), patients[0][1].get("id") if patients else None)
     return patients[0]
 
 
@@ -537,7 +557,7 @@ def parse_bundle(bundle: Any, dicom_resolver: DicomResolver | None = None) -> Pa
         shown = repr(rtype) if isinstance(rtype, str) and _TYPE_NAME.match(rtype) else "not a name"
         raise NotABundleError(f"resourceType is {shown}, not 'Bundle'")
     index = BundleIndex(bundle)
-    patient = _the_patient(index)
+    patient_entry, patient = _the_patient(index)
     out = ParseResult()
     out.issues.extend(index.skipped)
     try:
@@ -546,14 +566,15 @@ def parse_bundle(bundle: Any, dicom_resolver: DicomResolver | None = None) -> Pa
         raise RejectedBundleError(
             f"the Patient resource is malformed ({type(exc).__name__})"
         ) from None
+    patient_row["source_entry"] = patient_entry
     rec = out.records
     rec["patient"] = [patient_row]
     check = _Checked(index, patient_row["patient_id"], out)
 
     def rows(rtype: str, parse: Callable[[dict[str, Any]], Record | None]) -> list[Record]:
         kept = []
-        for r in index.of(rtype):
-            row = check.row(rtype, r, lambda r=r: parse(r))
+        for pos, r in index.located(rtype):
+            row = check.row(rtype, r, lambda r=r: parse(r), pos)
             if row is not None:
                 kept.append((r, row))
         if rtype == "Encounter":
@@ -565,27 +586,29 @@ def parse_bundle(bundle: Any, dicom_resolver: DicomResolver | None = None) -> Pa
     rec["observation"] = rows("Observation", parse_observation)
     rec["medication_request"] = rows("MedicationRequest", parse_medication_request)
     rec["procedure"] = rows("Procedure", parse_procedure)
-    for r in index.of("DocumentReference"):
+    for pos, r in index.located("DocumentReference"):
         try:
-            note = check.row("DocumentReference", r, lambda r=r: parse_document_reference(r, index))
+            note = check.row(
+                "DocumentReference", r, lambda r=r: parse_document_reference(r, index), pos
+            )
         except NoteDecodeError as exc:
             log.warning("clinical note dropped: attachment does not decode (%s)", exc)
             out.issues.append(ParseIssue("DocumentReference", f"note_undecodable:{exc}"))
             continue
         if note is not None:
             rec["soap_note"].append(note)
-    for r in index.of("DiagnosticReport"):
+    for pos, r in index.located("DiagnosticReport"):
         try:
             kind = classify_report(r)
         except _RESOURCE_ERRORS as exc:
             check.drop("DiagnosticReport", f"malformed_resource:{type(exc).__name__}")
             continue
         if kind == "genomic":
-            row = check.row("DiagnosticReport", r, lambda r=r: parse_genomic(r))
+            row = check.row("DiagnosticReport", r, lambda r=r: parse_genomic(r), pos)
             if row is not None:
                 rec["genomic_report"].append(row)
         elif kind == "ecg":
-            row = check.row("DiagnosticReport", r, lambda r=r: parse_ecg(r, index))
+            row = check.row("DiagnosticReport", r, lambda r=r: parse_ecg(r, index), pos)
             if row is not None:
                 rec["ecg_metadata"].append(row)
     rec["imaging_study"] = rows(

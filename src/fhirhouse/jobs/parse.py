@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
 from fhirhouse import SILVER_TABLES, digest
 from fhirhouse.bronze.dicom_index import DicomIndex
-from fhirhouse.fhir.load import load_bundle
-from fhirhouse.fhir.parser import NotABundleError, RejectedBundleError, parse_bundle
+from fhirhouse.fhir import parse_bytes
+from fhirhouse.fhir.parser import NotABundleError, RejectedBundleError
 from fhirhouse.jobs import parse_workers
 from fhirhouse.redact import redact
 from fhirhouse.silver.build import build_table
@@ -143,13 +142,6 @@ def quarantine_entry(
     }
 
 
-def _json_error(exc: orjson.JSONDecodeError) -> str:
-    """Where the JSON breaks, without quoting the document (it may hold identifiers)."""
-    what = str(exc).split(":", 1)[0]
-    where = f"line {exc.lineno} column {exc.colno}" if exc.lineno else f"byte {exc.pos}"
-    return f"not valid JSON ({what} at {where})"
-
-
 def _as_path(path: str) -> BundlePath:
     return StorePath(path) if is_uri(path) else Path(path)
 
@@ -229,9 +221,7 @@ def parse_batch(
         out.bytes += len(data)
         out.digests[path.name] = digest.of_bytes(data)
         try:
-            parsed = parse_bundle(load_bundle(data), resolver)
-        except orjson.JSONDecodeError as exc:
-            reason = "empty file" if not data.strip() else _json_error(exc)
+            parsed = parse_bytes(data, resolver)
         except NotABundleError as exc:
             reason = f"not a FHIR Bundle: {exc}"
         except RejectedBundleError as exc:
