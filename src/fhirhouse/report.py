@@ -177,7 +177,7 @@ def gold_plots(df: pl.DataFrame, per_cohort: Mapping[str, Mapping[str, Any]]) ->
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5.2, 3.0))
-    ax.hist(df["patient_age"].drop_nulls().to_list(), bins=range(0, 111, 5), color="#4c72b0")
+    ax.hist(df["patient_age"].drop_nulls().to_numpy(), bins=range(0, 111, 5), color="#4c72b0")
     ax.set_xlabel("patient age at encounter (years)")
     ax.set_ylabel("encounters")
     ax.set_title("Patient age distribution")

@@ -226,8 +226,11 @@ def future_birth_outcome(future: int, today: dt.date) -> CheckOutcome:
 
 
 def check_cross_cohort(df: pl.DataFrame, key: str) -> CheckOutcome:
-    per_key = df.group_by(key).agg(pl.col("cohort").n_unique().alias("n"))
-    dupes = int((per_key["n"] > 1).sum())
+    if df[key].n_unique() == df.height:  # no key twice at all: none in two cohorts
+        dupes = 0
+    else:
+        per_key = df.group_by(key).agg(pl.col("cohort").n_unique().alias("n"))
+        dupes = int((per_key["n"] > 1).sum())
     return _outcome(
         f"no_cross_cohort_duplicates:{key}",
         dupes == 0,

@@ -57,19 +57,14 @@ def _is_in(values: pa.ChunkedArray | pa.Array, members: Sequence[str]) -> pa.Arr
 
 
 def dedup_last(rows: pa.Table, key: str) -> pa.Table:
-    """One row per ``key``: the last one in ``rows`` order (later files win)."""
+    """One row per ``key``: the one that comes last in bundle-file order (later files win;
+    within a file, the later entry). ``rows`` keep each file's rows in their order."""
     if rows.num_rows == 0 or pc.count_distinct(rows.column(key)).as_py() == rows.num_rows:
         return rows
+    rows = rows.take(pc.sort_indices(rows, [("source_file", "ascending")]))  # stable
     idx = pa.table({"k": rows.column(key), "i": pa.array(range(rows.num_rows), pa.int64())})
     last = idx.group_by("k", use_threads=False).aggregate([("i", "max")]).column("i_max")
     return rows.take(pc.sort_indices(last))
-
-
-def _by_file(rows: pa.Table) -> pa.Table:
-    """Rows in bundle-file order (stable: a file's rows keep their order)."""
-    if rows.num_rows == 0:
-        return rows
-    return rows.take(pc.sort_indices(rows, [("source_file", "ascending")]))
 
 
 def _read_cache(layout: Layout, cohort: str, code: str) -> tuple[ParseIndex, dict] | None:
@@ -168,10 +163,11 @@ def silver_job(
     unchanged = kept + same
     changed_files = len(to_read) - len(same)
 
-    rows: dict[str, pa.Table] = {}
+    rows: dict[str, pa.Table] = {}  # every parsed row of the cohort: the new cache
     slices: dict[str, pa.Table] = {}
     scopes: dict[str, set[str] | None] = {}
     expected: dict[str, int | None] = {}
+    changed: set[str] = set()  # tables whose cache changes
     patients: set[str] = set()
     for t in SILVER_TABLES:
         key = spec(t).key
@@ -179,17 +175,23 @@ def silver_job(
         if same:
             fresh = fresh.filter(pc.invert(_is_in(fresh.column("source_file"), same)))
         if full:
-            rows[t] = _by_file(fresh)
-            scopes[t], expected[t] = None, None
-        else:
-            old = cache[t]
-            keep_mask = _is_in(old.column("source_file"), unchanged)
-            stale = old.filter(pc.invert(keep_mask))
-            rows[t] = _by_file(pa.concat_tables([old.filter(keep_mask), fresh]))
-            scopes[t] = set(stale.column(key).to_pylist()) | set(fresh.column(key).to_pylist())
-            expected[t] = dedup_last(old, key).num_rows
-            for part in (stale, fresh):
-                patients |= set(part.column("patient_id").drop_null().to_pylist())
+            rows[t], scopes[t], expected[t] = fresh, None, None
+            changed.add(t)
+            slices[t] = dedup_last(rows[t], key)
+            continue
+        old = cache[t]
+        keep_mask = _is_in(old.column("source_file"), unchanged)
+        stale = old.filter(pc.invert(keep_mask))
+        before = dedup_last(old, key)
+        expected[t] = before.num_rows
+        if not stale.num_rows and not fresh.num_rows:
+            rows[t], scopes[t], slices[t] = old, set(), before
+            continue
+        changed.add(t)
+        rows[t] = pa.concat_tables([old.filter(keep_mask), fresh])
+        scopes[t] = set(stale.column(key).to_pylist()) | set(fresh.column(key).to_pylist())
+        for part in (stale, fresh):
+            patients |= set(part.column("patient_id").drop_null().to_pylist())
         slices[t] = dedup_last(rows[t], key)
 
     quarantine = _quarantine(layout, cohort, unchanged, parsed.quarantine)
@@ -224,9 +226,8 @@ def silver_job(
                 result.delta_version,
             )
     # The cache follows the tables: written after the commits it describes.
-    if full or changed_files or len(unchanged) != len(index.files):
-        for t in SILVER_TABLES:
-            write_arrow_atomic(layout.staged(cohort, t), rows[t])
+    for t in sorted(changed):
+        write_arrow_atomic(layout.staged(cohort, t), rows[t])
     new_index.write(layout.parse_index(cohort))
 
     results = checking.check_cohort(slices, cohort, overrides)
