@@ -82,6 +82,27 @@ def test_a_bundle_touched_but_not_changed_commits_nothing(tmp_path):
     assert again["read_files"] == 0
 
 
+def test_the_quarantine_list_follows_the_bundles(tmp_path):
+    source = _source(tmp_path)
+    (source / "bad.json").write_text('{"resourceType": "Bundle", "entry": [')
+    root = build_lake(tmp_path / "root", source, cohorts=1)
+    layout = jobs.Layout.of(root)
+
+    def entries() -> list[dict]:
+        return json.loads(layout.quarantine("A").read_text())["entries"]
+
+    assert [e["kind"] for e in entries()] == ["file"]
+    landed = root / "bronze/fhir/cohort=A/bad.json"
+    os.utime(landed, ns=(landed.stat().st_atime_ns, landed.stat().st_mtime_ns + 10**9))
+    _relanded(root, source, "b0.json", _heart_rates(make_bundle("p-0", n_enc=2), 2))
+    jobs.silver_job(root, "A")  # bad.json read again (touched), b0.json parsed again
+    assert [e["kind"] for e in entries()] == ["file"]  # listed once, not twice
+    landed.unlink()
+    (source / "bad.json").unlink()
+    jobs.silver_job(root, "A")
+    assert entries() == []  # gone with its file
+
+
 def test_first_writes_append_and_each_run_commits_each_table_at_most_once(tmp_path, monkeypatch):
     source = _source(tmp_path, 6)
     monkeypatch.setenv("FHIRHOUSE_RUN_ID", "first")

@@ -192,11 +192,15 @@ def test_no_identifier_leaks_with_debug_logging_on_the_shared_fixtures(tmp_path)
     logs = list((root / "_logs").rglob("*.log"))
     assert any("DEBUG" in p.read_text() for p in logs)  # debug logging was on
     texts = {str(p.relative_to(tmp_path)): p.read_text() for p in logs}
-    # bronze/_metadata (the landing index) names files like the Bronze folders themselves do
-    for folder in ("_markers", "_checks", "bronze/_quarantine"):
+    # bookkeeping too: the landing index and plan, the parse indexes (not the parse cache
+    # itself, which holds rows like the tables do)
+    for folder in ("_markers", "_checks", "bronze/_quarantine", "bronze/_metadata"):
         for p in (root / folder).rglob("*"):
             if p.is_file():
                 texts[str(p.relative_to(tmp_path))] = p.read_text()
+    for p in (root / "_staging").rglob("files.json"):
+        texts[str(p.relative_to(tmp_path))] = p.read_text()
+    assert any("files.json" in k for k in texts) and any("landed.json" in k for k in texts)
     for p in (tmp_path / ".snakemake" / "log").glob("*.log"):
         texts[p.name] = p.read_text()
     texts["run_history"] = str(read_run_history(root).to_dicts())

@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         "--cores",
         type=int,
         metavar="N",
-        help="processes that parse a cohort's bundles (default: every core)",
+        help="processes that parse bundles (default: every core)",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     gold = sub.add_parser(
@@ -305,10 +305,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         "cohort": args.land_into,
     }
     cfg = load_config(args.config, overrides)
+    started = time.monotonic()
+    from fhirhouse.jobs.parse import ParsePool
+
+    # parse workers start now and import while the source is landed
+    with ParsePool(args.cores or os.cpu_count() or 1) as pool:
+        return _run(args, cfg, pool, started)
+
+
+def _run(args: argparse.Namespace, cfg: dict[str, Any], pool: Any, started: float) -> int:
+    """`fhirhouse run` after its configuration is read, with a pool of parse workers."""
     root = cfg["root"]
     checks = cfg["checks"]
     policy, silver_rules = checks.get("on_failure", "warn"), checks.get("silver") or {}
-    started = time.monotonic()
     source = jobs.resolve_source(root, cfg["source"]) if not args.no_source else None
     layout = jobs.Layout.of(root)
     if source == layout.synth_dir:
@@ -334,7 +343,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: no such cohort in Bronze: {', '.join(missing)}", file=sys.stderr)
         return 2
     max_age = (checks.get("gold") or {}).get("max_age", 130)
-    cores = args.cores or os.cpu_count() or 1
     results: dict[str, dict[str, dict]] = {}
     for n, cohort in enumerate(wanted, 1):
         t0 = time.monotonic()
@@ -343,7 +351,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _job(root, "bronze", cohort, jobs.bronze_cohort_job, root, cohort)
         silver = _job(
             root, "silver", cohort, jobs.silver_job, root, cohort,
-            workers=cores, policy=policy, overrides=silver_rules,
+            pool=pool, policy=policy, overrides=silver_rules,
         )  # fmt: skip
         m = silver.marker
         results[cohort] = m["tables"]
@@ -363,6 +371,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f" checks {'passed' if g['checks_passed'] else 'FAILED'}"
             )
         del silver
+        _release_memory()  # a cohort's rows are done with: hand their memory back
         print(f"{line} in {time.monotonic() - t0:.1f} s")
     print()
     print(_summary(root, results))
@@ -378,6 +387,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         _write_manifest(root)
     print(f"\ndone in {time.monotonic() - started:.1f} s; tables under {root}/")
     return 0
+
+
+def _release_memory() -> None:
+    """Return freed memory to the system, so one process building many cohorts stays at the
+    size one cohort needs (Arrow's allocator keeps freed blocks otherwise)."""
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
 
 
 def _write_manifest(root: str) -> None:

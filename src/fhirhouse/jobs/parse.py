@@ -306,6 +306,49 @@ def _merge(parts: list[ParsedFiles]) -> ParsedFiles:
     return out
 
 
+class ParsePool:
+    """Worker processes for parsing (``spawn``), started once and reused for every cohort of
+    one process (``fhirhouse run``): a worker that is already up is worth using for a few MiB.
+
+    The workers start importing at once (in the background, while the caller lands files).
+    Without a pool, :func:`parse_paths` starts workers for one call only, and only when the
+    bytes to parse pay for their start-up (:func:`fhirhouse.jobs.parse_workers`)."""
+
+    #: Bytes per process below which even a running worker is not worth the hand-over.
+    WARM_BYTES = 4 * 2**20
+
+    def __init__(self, processes: int) -> None:
+        self.processes = max(1, processes)  # this one included
+        self._pool: Any = None
+        if self.processes > 1:
+            self._pool = _executor(self.processes - 1)
+            for _ in range(self.processes - 1):
+                self._pool.submit(_warm)
+
+    def __enter__(self) -> ParsePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+
+def _warm() -> None:
+    """Nothing: the worker has imported this module (and the parser) by now."""
+
+
+def _executor(workers: int) -> Any:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_logging,
+        initargs=(_log_file(), logging.getLogger().level),
+    )
+
+
 def parse_paths(
     cohort: str,
     paths: Sequence[BundlePath],
@@ -313,28 +356,29 @@ def parse_paths(
     root: str | Path,
     ingest_ts: dt.datetime,
     workers: int = 1,
+    pool: ParsePool | None = None,
 ) -> ParsedFiles:
-    """Parse ``paths`` (of ``sizes`` bytes) on up to ``workers`` processes, this one included.
-
-    More processes only when each gets enough bytes (:func:`fhirhouse.jobs.parse_workers`)."""
-    n = min(parse_workers(sum(sizes), workers), max(1, len(paths)))
+    """Parse ``paths`` (of ``sizes`` bytes) on up to ``workers`` processes, this one included
+    (``pool``'s workers when given). The shares are about equal in bytes."""
+    total = sum(sizes)
+    if pool is not None and pool._pool is not None:
+        n = min(pool.processes, max(1, total // ParsePool.WARM_BYTES))
+    else:
+        n = parse_workers(total, workers)
+    n = min(n, max(1, len(paths)))
     if n == 1:
         return parse_batch(cohort, [str(p) for p in paths], str(root), ingest_ts)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     shares = _shares(paths, sizes, n)
     log.info("cohort %s: parsing %d bundles on %d processes", cohort, len(paths), n)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=n - 1,
-        mp_context=context,
-        initializer=_worker_logging,
-        initargs=(_log_file(), logging.getLogger().level),
-    ) as pool:
+    executor = pool._pool if pool is not None and pool._pool is not None else _executor(n - 1)
+    try:
         futures = [
-            pool.submit(parse_batch, cohort, share, str(root), ingest_ts) for share in shares[1:]
+            executor.submit(parse_batch, cohort, share, str(root), ingest_ts)
+            for share in shares[1:]
         ]
         mine = parse_batch(cohort, shares[0], str(root), ingest_ts)
         parts = [mine, *(f.result() for f in futures)]
+    finally:
+        if pool is None or executor is not pool._pool:
+            executor.shutdown()
     return _merge(parts)

@@ -27,6 +27,7 @@ from fhirhouse.jobs import checking
 from fhirhouse.jobs.parse import (
     FileState,
     ParseIndex,
+    ParsePool,
     code_digest,
     file_states,
     parse_paths,
@@ -122,13 +123,16 @@ def silver_job(
     cohort: str,
     *,
     workers: int = 1,
+    pool: ParsePool | None = None,
     policy: str = "warn",
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     check_outputs: Mapping[str, str | Path] | None = None,
     check_markdown: str | Path | None = None,
     marker: str | Path | None = None,
 ) -> CohortSilver:
-    """Bring the cohort's slice of every Silver table up to date with its Bronze files."""
+    """Bring the cohort's slice of every Silver table up to date with its Bronze files.
+
+    The bundles to parse go to up to ``workers`` processes (``pool``'s, when given)."""
     layout = Layout.of(root)
     started = time.monotonic()
     files = landing.cohort_files(root, cohort)
@@ -150,7 +154,7 @@ def silver_job(
             to_read.append(p)
     ingest_ts = dt.datetime.now(dt.UTC)
     parsed = parse_paths(
-        cohort, to_read, [states[p.name].size for p in to_read], root, ingest_ts, workers
+        cohort, to_read, [states[p.name].size for p in to_read], root, ingest_ts, workers, pool
     )
     new_index = ParseIndex(code, {name_key(n): index.files[name_key(n)] for n in kept})
     same: list[str] = []  # read again, but the same bytes and DICOM files as last time
@@ -194,7 +198,8 @@ def silver_job(
             patients |= set(part.column("patient_id").drop_null().to_pylist())
         slices[t] = dedup_last(rows[t], key)
 
-    quarantine = _quarantine(layout, cohort, unchanged, parsed.quarantine)
+    # entries of the files read now come from this parse, the others' from the last one
+    quarantine = _quarantine(layout, cohort, kept, parsed.quarantine)
     # Gold learns what changed before anything is committed: a crash between the commits
     # and the marker leaves the next Gold run with too much to do, never too little.
     write_pending(layout, cohort, None if full else patients)
