@@ -161,3 +161,17 @@ def test_a_landing_cut_short_resumes_with_the_same_cohorts(tmp_path, monkeypatch
     assert _names(root, "B") == ["f01.json", "f04.json"]
     assert _names(root, "C") == ["f02.json", "f05.json"]
     assert not landing_mod.plan_path(root).exists()
+
+
+def test_temporary_copies_a_killed_landing_left_are_removed(tmp_path):
+    """Several copies run at once, so a kill can leave one half-written under its temporary
+    name; the next landing deletes it, and Bronze holds exactly the bundles."""
+    src, root = _source(tmp_path, 3), tmp_path / "root"
+    land(root, src)
+    stale = root / "bronze/fhir/cohort=B" / ".f01.json.tmp-123-456"
+    stale.write_bytes(b'{"resourceType": "Bun')
+    (root / "bronze/dicom").mkdir(parents=True)
+    (root / "bronze/dicom" / ".x.dcm.tmp-1-2").write_bytes(b"")
+    land(root, src)
+    assert not stale.exists() and not list((root / "bronze/dicom").iterdir())
+    assert _names(root, "B") == ["f01.json"]

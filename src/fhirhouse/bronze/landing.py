@@ -41,6 +41,7 @@ BronzePath = Path | StorePath
 log = logging.getLogger(__name__)
 
 COHORT_PREFIX = "cohort="
+TEMP_MARK = ".tmp-"  # in the name of a copy not yet renamed into place
 
 
 def bronze_dir(root: str | Path) -> BronzePath:
@@ -222,7 +223,7 @@ def _copy_atomic(src: Path, dst: BronzePath, previous: str | None = None) -> str
     (``copy_file_range``/``sendfile``); on an object store the temporary object is moved by
     a server-side copy, so ``dst`` never holds part of a file even when an upload fails."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    tmp = _temp_name(dst)
     try:
         if isinstance(tmp, StorePath):
             h = blake3.blake3()
@@ -243,6 +244,22 @@ def _copy_atomic(src: Path, dst: BronzePath, previous: str | None = None) -> str
         raise
     faults.point("land.after_copy")
     return digest
+
+
+def _temp_name(dst: BronzePath) -> BronzePath:
+    return dst.with_name(f".{dst.name}{TEMP_MARK}{os.getpid()}-{threading.get_ident()}")
+
+
+def remove_stale_temps(root: str | Path) -> int:
+    """Delete the temporary copies a landing killed half-way left behind (several copies
+    run at once, so a kill can catch one mid-way); return how many."""
+    folders = [cohort_dir(root, c) for c in list_cohorts(root)] + [bronze_dir(root) / "dicom"]
+    stale = [p for f in folders if f.is_dir() for p in f.glob(f".*{TEMP_MARK}*")]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d temporary file(s) an interrupted landing left behind", len(stale))
+    return len(stale)
 
 
 def _copy_all(tasks: list[tuple[Path, BronzePath, str | None]]) -> list[str | None]:
@@ -304,6 +321,7 @@ def land(
         src = Path(source)
         if not src.is_dir():
             raise FileNotFoundError(f"source folder does not exist: {src}")
+        remove_stale_temps(root)
         landed = _landed_index(root)
         # name digest -> [source size, source mtime_ns, content digest] at landing: an unchanged
         # source file (same size and mtime) is not read again; otherwise its bytes decide.
