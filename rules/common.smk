@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 from fhirhouse import SILVER_TABLES
+from fhirhouse.digest import GOLD_PACKAGES, PARSER_PACKAGES, source_digest
 from fhirhouse.bronze.landing import (
     cohort_files,
     cohort_inputs,
@@ -35,6 +36,11 @@ _checks = config.get("checks") or {}
 CHECK_POLICY = _checks.get("on_failure", "warn")
 SILVER_OVERRIDES = _checks.get("silver") or {}
 GOLD_MAX_AGE = (_checks.get("gold") or {}).get("max_age", 130)
+# The code the Silver and Gold rows depend on, as rule parameters: Snakemake reruns a rule
+# whose parameters changed, so an upgraded parser rebuilds Silver (and a changed Gold
+# transform rebuilds Gold) on the next run by itself.
+PARSER_CODE = source_digest(*PARSER_PACKAGES)
+GOLD_CODE = source_digest(*GOLD_PACKAGES)
 
 
 wildcard_constraints:

@@ -19,6 +19,7 @@ rule gold:
     params:
         policy=CHECK_POLICY,
         max_age=GOLD_MAX_AGE,
+        code=GOLD_CODE,
     script:
         "../scripts/gold.py"
 

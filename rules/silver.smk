@@ -22,6 +22,7 @@ rule silver:
     params:
         policy=CHECK_POLICY,
         overrides=SILVER_OVERRIDES,
+        code=PARSER_CODE,
     script:
         "../scripts/silver.py"
 

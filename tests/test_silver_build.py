@@ -77,7 +77,7 @@ def test_empty_and_exact_schema(name):
     t = build_table(name, [], ingest_timestamp=NOW, cohort="A")
     assert t.num_rows == 0 and t.schema == spec(name).schema
     names = t.schema.names
-    assert names[-3:] == ["source_file", "ingest_timestamp", "cohort"]
+    assert names[-4:] == ["source_file", "source_entry", "ingest_timestamp", "cohort"]
     assert names[0] == spec(name).key
 
 

@@ -29,3 +29,23 @@ def of_file(path: Any) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return PREFIX + h.hexdigest()
+
+
+def source_digest(*packages: str) -> str:
+    """A digest of the Python source of ``packages`` (subpackages of fhirhouse, e.g.
+    ``"fhir"``): what a job's output depends on besides its input. Jobs compare it with the
+    one their state was written with, and the Snakefile passes it as a rule parameter, so a
+    code change reruns exactly the jobs it affects."""
+    base = Path(__file__).resolve().parent
+    h = blake3.blake3()
+    for package in packages:
+        for src in sorted((base / package).glob("*.py")):
+            h.update(f"{package}/{src.name}\0".encode())
+            h.update(src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+#: What the Silver rows of a bundle depend on: the FHIR parser and the Silver table builder.
+PARSER_PACKAGES = ("fhir", "silver")
+#: What the Gold rows of a cohort depend on: the Gold transform.
+GOLD_PACKAGES = ("gold",)

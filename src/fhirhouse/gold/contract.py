@@ -66,8 +66,19 @@ GOLD_DESCRIPTIONS: dict[str, str] = {
     "silver_versions": "Delta versions of the ten Silver tables the row was computed from",
 }
 
+#: The one tie rule of every "last by date" pick (vitals, note, ECG, imaging, genomics).
+LAST_BY_RULE = (
+    '"Last" picks (`recent_vitals`, the SOAP note, ECG, `imaging`, genomics) take the row '
+    "with the latest date (a row without a date counts as the earliest); among rows of the "
+    "same date, the one recorded later in its bundle wins (the higher `source_entry` in Silver; "
+    "for blood pressure, then the later component). The order of Silver's rows on disk never "
+    "matters."
+)
+
 SILVER_NOTES: dict[str, str] = {
     "source_file": "Bronze bundle file name (provenance)",
+    "source_entry": "index of the row's resource in its bundle's `entry` array, from 0 "
+    "(provenance; breaks ties of Gold's last-by-date picks)",
     "ingest_timestamp": "parse run that last changed the row (provenance)",
     "cohort": "Bronze cohort label; the Delta partition column (provenance)",
     "components_json": "JSON array of {code, display, value, unit}; null without components",
@@ -359,7 +370,7 @@ def render_data_dictionary() -> str:
         "",
         "Every table is a Delta table with Change Data Feed on (`delta.enableChangeDataFeed = "
         "true`). Every Silver table is partitioned by `cohort` and ends with the provenance "
-        "columns `source_file`, `ingest_timestamp` and `cohort`.",
+        "columns `source_file`, `source_entry`, `ingest_timestamp` and `cohort`.",
         "",
     ]
     for name, spec in REGISTRY.items():
@@ -385,6 +396,8 @@ def render_data_dictionary() -> str:
         "Every row validates against `schemas/gold_encounter_summary.json`.",
         "",
         *_gold_table(),
+        "",
+        LAST_BY_RULE,
         "",
     ]
     return "\n".join(lines)
@@ -415,6 +428,7 @@ def render_corpus_contract() -> str:
         "- `summary_id` is stable across rebuilds.",
         "- Consumer rule: when `soap_note_text` exists it is the primary generation anchor; "
         "otherwise ground on the structured fields only.",
+        f"- {LAST_BY_RULE}",
         "",
         "## Columns",
         "",

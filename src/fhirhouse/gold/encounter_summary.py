@@ -91,6 +91,9 @@ NULLABLE_FIELDS: tuple[str, ...] = (
     "ecg_rhythm",
     "genomic_summary",
 )
+#: Where a Silver row was recorded: its bundle file and its place in the bundle's `entry`
+#: array. "Last by date" picks break ties of the date by it: the one recorded later wins.
+ORDER: tuple[str, ...] = ("source_file", "source_entry")
 #: The Silver columns the transform reads (readers can prune everything else).
 SILVER_COLUMNS: dict[str, tuple[str, ...]] = {
     "patient": ("patient_id", "birth_date", "gender"),
@@ -105,11 +108,12 @@ SILVER_COLUMNS: dict[str, tuple[str, ...]] = {
         "unit",
         "components_json",
         "effective_date",
+        *ORDER,
     ),
     "medication_request": ("patient_id", "display", "status", "authored_on"),
     "procedure": ("encounter_id", "display"),
-    "soap_note": ("encounter_id", "note_date", "note_text", "note_id"),
-    "ecg_metadata": ("encounter_id", "report_date", "conclusion", "rhythm"),
+    "soap_note": ("encounter_id", "note_date", "note_text", "note_id", *ORDER),
+    "ecg_metadata": ("encounter_id", "report_date", "conclusion", "rhythm", *ORDER),
     "imaging_study": (
         "encounter_id",
         "started_date",
@@ -119,8 +123,9 @@ SILVER_COLUMNS: dict[str, tuple[str, ...]] = {
         "study_date",
         "series_count",
         "dicom_binary_id",
+        *ORDER,
     ),
-    "genomic_report": ("encounter_id", "report_date", "result_summary"),
+    "genomic_report": ("encounter_id", "report_date", "result_summary", *ORDER),
 }
 #: Build metadata: excluded when deciding whether a row's content changed.
 RUN_COLUMNS: frozenset[str] = frozenset({"created_timestamp", "silver_versions"})
@@ -186,10 +191,14 @@ def _utc_date(col: str) -> pl.Expr:
     return pl.col(col).dt.date()
 
 
-def _last_by(df: pl.DataFrame, date_col: str, values: dict[str, str]) -> pl.DataFrame:
-    """Per encounter, the values of the last row by ``date_col`` (nulls sort first)."""
+def _last_by(
+    df: pl.DataFrame, date_col: str, values: dict[str, str], then: tuple[str, ...] = ()
+) -> pl.DataFrame:
+    """Per encounter, the values of the last row by ``date_col`` (nulls sort first); rows of
+    the same date by where they were recorded (:data:`ORDER`, then ``then``): the last
+    recorded wins. The order of ``df``'s rows does not matter."""
     return (
-        df.sort([date_col, *values], nulls_last=False)
+        df.sort([date_col, *ORDER, *then], nulls_last=False)
         .group_by(KEY, maintain_order=True)
         .agg([pl.col(src).last().alias(dst) for src, dst in values.items()])
     )
@@ -201,7 +210,9 @@ def _distinct_sorted(df: pl.DataFrame, col: str, alias: str) -> pl.DataFrame:
 
 def _vital(obs: pl.DataFrame, codes: tuple[str, ...], alias: str) -> pl.DataFrame:
     rows = obs.filter(pl.col("code").is_in(codes) & pl.col("value").is_not_null())
-    return _last_by(rows.select(KEY, "effective_date", "value"), "effective_date", {"value": alias})
+    return _last_by(
+        rows.select(KEY, "effective_date", "value", *ORDER), "effective_date", {"value": alias}
+    )
 
 
 def _blood_pressure(obs: pl.DataFrame) -> pl.DataFrame:
@@ -210,16 +221,19 @@ def _blood_pressure(obs: pl.DataFrame) -> pl.DataFrame:
         .select(
             KEY,
             "effective_date",
+            *ORDER,
             pl.col("components_json").str.json_decode(_BP_COMPONENT).alias("c"),
         )
-        .explode("c")
+        .with_columns(pl.int_ranges(pl.col("c").list.len()).alias("component"))
+        .explode("c", "component")
         .unnest("c")
         .filter(pl.col("value").is_not_null())
     )
     out = []
     for code, alias in ((SYSTOLIC, "bp_systolic"), (DIASTOLIC, "bp_diastolic")):
-        part = comps.filter(pl.col("code") == code).select(KEY, "effective_date", "value")
-        out.append(_last_by(part, "effective_date", {"value": alias}))
+        part = comps.filter(pl.col("code") == code)
+        part = part.select(KEY, "effective_date", *ORDER, "component", "value")
+        out.append(_last_by(part, "effective_date", {"value": alias}, then=("component",)))
     return out[0].join(out[1], on=KEY, how="full", coalesce=True)
 
 
@@ -312,12 +326,12 @@ def build_encounter_summary(
     )
 
     note = _last_by(
-        notes.select(KEY, "note_date", "note_text", "note_id"),
+        notes.select(KEY, "note_date", "note_text", "note_id", *ORDER),
         "note_date",
         {"note_text": "soap_note_text", "note_id": "soap_note_id"},
     )
     ecg_last = _last_by(
-        ecg.select(KEY, "report_date", "conclusion", "rhythm"),
+        ecg.select(KEY, "report_date", "conclusion", "rhythm", *ORDER),
         "report_date",
         {"conclusion": "ecg_finding", "rhythm": "ecg_rhythm"},
     ).with_columns(pl.lit(True).alias("has_ecg"))
@@ -329,13 +343,15 @@ def build_encounter_summary(
         "series_count": "series_count",
         "dicom_binary_id": "dicom_binary_id",
     }
-    imaging = _last_by(img.select(KEY, "started_date", *imaging_cols), "started_date", imaging_cols)
+    imaging = _last_by(
+        img.select(KEY, "started_date", *imaging_cols, *ORDER), "started_date", imaging_cols
+    )
     imaging = imaging.select(
         KEY,
         pl.struct(pl.lit(True).alias("has_imaging"), *imaging_cols).alias("imaging"),
     )
     genomic = _last_by(
-        gen.select(KEY, "report_date", "result_summary"),
+        gen.select(KEY, "report_date", "result_summary", *ORDER),
         "report_date",
         {"result_summary": "genomic_summary"},
     ).with_columns(pl.lit(True).alias("has_genomics"))

@@ -14,7 +14,6 @@ recomputes the whole cohort.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from fhirhouse import SILVER_TABLES
+from fhirhouse import SILVER_TABLES, digest
 from fhirhouse.checks.validate import combine_gold_counts, gold_counts, gold_result
 from fhirhouse.gold import encounter_summary as gold
 from fhirhouse.gold.manifest import add_partials, corpus_partials
@@ -43,12 +42,8 @@ GOLD_RETRIES = 10
 
 
 def code_digest() -> str:
-    """A digest of the source of the Gold transform: a change rebuilds every cohort."""
-    h = hashlib.sha256()
-    for src in sorted((Path(gold.__file__).parent).glob("*.py")):
-        h.update(src.name.encode())
-        h.update(src.read_bytes())
-    return h.hexdigest()[:16]
+    """The digest of the Gold transform's code: a change rebuilds every cohort."""
+    return digest.source_digest(*digest.GOLD_PACKAGES)
 
 
 def _silver_rows(

@@ -42,18 +42,11 @@ log = logging.getLogger(__name__)
 BundlePath = Path | StorePath
 #: Records are turned into Arrow tables every this many input bytes (bounds memory).
 BUILD_EVERY_BYTES = 64 * 2**20
-_PARSER_MODULES = ("fhir", "silver")
 
 
 def code_digest() -> str:
-    """A digest of the source of the modules that decide what a bundle parses into."""
-    base = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for folder in _PARSER_MODULES:
-        for src in sorted((base / folder).glob("*.py")):
-            h.update(src.name.encode())
-            h.update(src.read_bytes())
-    return h.hexdigest()[:16]
+    """The digest of the code that decides what a bundle parses into."""
+    return digest.source_digest(*digest.PARSER_PACKAGES)
 
 
 @dataclass(frozen=True)

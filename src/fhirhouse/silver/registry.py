@@ -1,7 +1,8 @@
 """The Silver table registry: name -> primary key and explicit Arrow schema (spec section 4).
 
-Every table ends with the reference's two provenance columns (``source_file``,
-``ingest_timestamp``) plus fhirhouse's ``cohort``, the Delta partition column.
+Every table ends with provenance: the reference's ``source_file`` and ``ingest_timestamp``,
+plus fhirhouse's ``source_entry`` (the row's resource's index in its bundle's ``entry``
+array) and ``cohort`` (the Delta partition column).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ S, F, I32, B, D = pa.string(), pa.float64(), pa.int32(), pa.bool_(), pa.date32()
 
 PROVENANCE: tuple[tuple[str, pa.DataType], ...] = (
     ("source_file", S),
+    ("source_entry", I32),
     ("ingest_timestamp", TS),
     ("cohort", S),
 )

@@ -63,11 +63,12 @@ def table_version(path: object) -> int | None:
 
 
 def ensure_table(path: object, schema: pa.Schema, partition_by: list[str]) -> DeltaTable:
-    """Open the table, creating it empty (CDF on) when missing; safe against a racing creator."""
+    """Open the table, creating it empty (CDF on) when missing; safe against a racing creator.
+    A table made before ``schema`` gained a column gets that column (null in its rows)."""
     name = table_name(path)
     for attempt in range(5):
         if is_table(path):
-            return open_table(path)
+            return _with_columns(open_table(path), schema)
         try:
             if not is_uri(path):
                 Path(str(path)).mkdir(parents=True, exist_ok=True)
@@ -85,6 +86,20 @@ def ensure_table(path: object, schema: pa.Schema, partition_by: list[str]) -> De
             log.info("table creation raced (%s); retrying (%d)", type(exc).__name__, attempt + 1)
             time.sleep(0.05 * (attempt + 1))
     return open_table(path)
+
+
+def _with_columns(table: DeltaTable, schema: pa.Schema) -> DeltaTable:
+    """Add the columns of ``schema`` that ``table`` lacks (schema evolution, one commit)."""
+    from deltalake import Schema
+
+    have = set(table.schema().to_arrow().names)
+    missing = [f for f in schema if f.name not in have]
+    if missing:
+        fields = Schema.from_arrow(pa.schema(missing)).fields
+        table.alter.add_columns(fields)
+        log.info("%s: added column(s) %s", table_name(table.table_uri), [f.name for f in missing])
+        table.update_incremental()
+    return table
 
 
 def read_table(path: object, columns: list[str] | None = None) -> pa.Table:
@@ -126,6 +141,17 @@ def table_rows(path: object) -> int:
 def scan(path: object, version: int | None = None) -> pl.LazyFrame:
     """A Polars scan of the table at ``path`` (local or on a store), at ``version`` if given."""
     return pl.scan_delta(str(path), version=version, storage_options=delta_storage_options(path))
+
+
+def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``rows`` read from a table in ``schema``'s shape: its columns, in its order and types,
+    and nulls for a column the table did not have yet (written by an older fhirhouse; the
+    next comparison sees those rows as changed, so the write fills the column in)."""
+    columns = [
+        rows.column(f.name) if f.name in rows.column_names else pa.nulls(rows.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, names=schema.names).cast(schema)
 
 
 def _q(name: str) -> str:
@@ -197,7 +223,7 @@ def _merge_until_committed(
     predicate = f"t.{_q(key)} = s.{_q(key)}" + (f" AND {scope}" if scope else "")
     for attempt in range(retries + 1):
         table.update_incremental()
-        old = read_old(table).select(cols).cast(data.schema)
+        old = conform(read_old(table), data.schema)
         changes, ins, upd, dele = diff_slice(old, data, key, ignore_columns)
         if changes.num_rows == 0:
             return MergeCounts()
@@ -210,6 +236,7 @@ def _merge_until_committed(
                     predicate,
                     source_alias="s",
                     target_alias="t",
+                    merge_schema=True,  # a column added since the table was made
                     commit_properties=commit_properties(metadata),
                 )
                 .when_matched_delete(predicate=f"s.{_OP} = 'D'")
@@ -241,7 +268,11 @@ def _append(
         faults.point("delta.before_commit", name)
         try:
             write_deltalake(
-                table, data, mode="append", commit_properties=commit_properties(metadata)
+                table,
+                data,
+                mode="append",
+                schema_mode="merge",  # a column added since the table was made
+                commit_properties=commit_properties(metadata),
             )
             break
         except CommitFailedError as exc:
