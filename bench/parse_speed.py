@@ -7,8 +7,8 @@ are read into memory once; then, alternating, each run times
 
 * ``orjson.loads`` of every file (the result dropped right away), and
 * parse+build: ``fhirhouse.fhir.parse_bytes`` of every file (``source_file`` added to each
-  record, as ``jobs.parse_files`` does), then ``build_table`` of the ten tables over all the
-  folder's records with a ``problems`` counter (as ``jobs.parse_cohort_job`` does).
+  record), then ``build_table`` of the ten tables over all the folder's records with a
+  ``problems`` counter (as the Silver job's ``fhirhouse.jobs.parse.parse_batch`` does).
 
 Times are CPU seconds of the process (``time.process_time``) with Arrow held to one thread, so
 they are per core and hold up on a busy machine; --wall times wall-clock seconds instead. It
