@@ -36,9 +36,9 @@ _checks = config.get("checks") or {}
 CHECK_POLICY = _checks.get("on_failure", "warn")
 SILVER_OVERRIDES = _checks.get("silver") or {}
 GOLD_MAX_AGE = (_checks.get("gold") or {}).get("max_age", 130)
-# The code the Silver and Gold rows depend on, as rule parameters: Snakemake reruns a rule
-# whose parameters changed, so an upgraded parser rebuilds Silver (and a changed Gold
-# transform rebuilds Gold) on the next run by itself.
+# The code the Silver and Gold rows depend on. Passed to the silver and gold rules as a
+# parameter, so that Snakemake, which reruns jobs whose parameters changed, rebuilds Silver
+# after an upgraded parser (and Gold after a changed Gold transform) by itself.
 PARSER_CODE = source_digest(*PARSER_PACKAGES)
 GOLD_CODE = source_digest(*GOLD_PACKAGES)
 

@@ -50,7 +50,6 @@ class CohortSilver:
 
     marker: dict[str, Any]
     slices: dict[str, pa.Table]  # the cohort's rows per table, one per key
-    patients: list[str] | None  # patients whose rows changed; None: all of them
 
 
 def _is_in(values: pa.ChunkedArray | pa.Array, members: Sequence[str]) -> pa.Array:
@@ -58,11 +57,12 @@ def _is_in(values: pa.ChunkedArray | pa.Array, members: Sequence[str]) -> pa.Arr
 
 
 def dedup_last(rows: pa.Table, key: str) -> pa.Table:
-    """One row per ``key``: the one that comes last in bundle-file order (later files win;
-    within a file, the later entry). ``rows`` keep each file's rows in their order."""
+    """One row per ``key``: the one recorded last (later bundle files win; within a file,
+    the later entry), whatever the order of ``rows``."""
     if rows.num_rows == 0 or pc.count_distinct(rows.column(key)).as_py() == rows.num_rows:
         return rows
-    rows = rows.take(pc.sort_indices(rows, [("source_file", "ascending")]))  # stable
+    order = [("source_file", "ascending"), ("source_entry", "ascending")]
+    rows = rows.take(pc.sort_indices(rows, order))
     idx = pa.table({"k": rows.column(key), "i": pa.array(range(rows.num_rows), pa.int64())})
     last = idx.group_by("k", use_threads=False).aggregate([("i", "max")]).column("i_max")
     return rows.take(pc.sort_indices(last))
@@ -116,6 +116,20 @@ def _quarantine(
     entries = [e for e in old if e.get("file_ref") in refs] + new
     write_json_atomic(path, {"cohort": cohort, "checked_at": now(), "entries": entries})
     return entries
+
+
+def _log_write(table: str, result: delta.WriteResult, how: str = "") -> None:
+    log.info(
+        "silver.%s cohort %s%s: %d rows (+%d ~%d -%d), version %d",
+        table,
+        result.cohort,
+        how,
+        result.rows,
+        result.inserted,
+        result.updated,
+        result.deleted,
+        result.delta_version,
+    )
 
 
 def silver_job(
@@ -220,16 +234,7 @@ def silver_job(
             for k in ("rows", "inserted", "updated", "deleted", "delta_version", "committed")
         }
         if result.committed:
-            log.info(
-                "silver.%s cohort %s: %d rows (+%d ~%d -%d), version %d",
-                t,
-                cohort,
-                result.rows,
-                result.inserted,
-                result.updated,
-                result.deleted,
-                result.delta_version,
-            )
+            _log_write(t, result)
     # The cache follows the tables: written after the commits it describes.
     for t in sorted(changed):
         write_arrow_atomic(layout.staged(cohort, t), rows[t])
@@ -272,7 +277,7 @@ def silver_job(
     }
     checking.enforce(results, policy)
     out = write_marker(marker or layout.silver_cohort_marker(cohort), "silver", payload)
-    return CohortSilver(out, slices, None if full else sorted(patients))
+    return CohortSilver(out, slices)
 
 
 def silver_table_job(
@@ -296,16 +301,7 @@ def silver_table_job(
         ignore_columns=RUN_COLUMNS,
         metadata={"run_id": run_id(), "rule": "silver_table", "cohort": cohort},
     )
-    log.info(
-        "silver.%s cohort %s rewritten from the parse cache: %d rows (+%d ~%d -%d), version %d",
-        table,
-        cohort,
-        result.rows,
-        result.inserted,
-        result.updated,
-        result.deleted,
-        result.delta_version,
-    )
+    _log_write(table, result, " (rewritten from the parse cache)")
     payload = {"table": table, **result.to_dict()}
     return write_marker(marker or layout.silver_marker(table, cohort), "silver", payload)
 
