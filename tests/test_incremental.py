@@ -236,3 +236,18 @@ def test_one_table_is_rewritten_from_the_parse_cache(tmp_path, table):
     marker = jobs.silver_table_job(root, "A", table)
     assert marker["inserted"] >= 1 and marker["table"] == table
     assert table_frame(path, RUN_COLUMNS).equals(want)
+
+
+def test_a_dicom_file_counts_for_its_own_bundle_only(tmp_path):
+    """The DICOM files of a bundle are those named after its stem: a bundle whose stem
+    begins another bundle's stem does not take that bundle's DICOM files."""
+    from fhirhouse.jobs.parse import file_states
+
+    uuid = "0123456789abcdef0123456789abcdef0123"
+    short, longer = tmp_path / "A.json", tmp_path / f"A_{uuid}.json"
+    for p in (short, longer):
+        p.write_text("{}")
+    dicom = tmp_path / f"A_{uuid}1.2.3.dcm"  # stem A_<uuid>, StudyInstanceUID 1.2.3
+    dicom.write_bytes(b"x")
+    states = file_states([short, longer], [dicom])
+    assert states[short.name].dicom == "" and states[longer.name].dicom != ""

@@ -6,7 +6,6 @@ works on any root, with or without Snakemake, and never opens a bundle.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from fhirhouse.bronze.landing import (
     list_cohorts,
 )
 from fhirhouse.layout import Layout
+from fhirhouse.store.atomic import read_json_if_valid
 from fhirhouse.store.history import read_run_history, run_history_path
 
 LAYER_RULES: dict[str, set[str]] = {
@@ -29,13 +29,6 @@ LAYER_RULES: dict[str, set[str]] = {
     "silver": {"silver", "silver_table"},
     "gold": {"gold"},
 }
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _mtime(path: Path) -> float:
@@ -93,12 +86,17 @@ def cohort_statuses(root: str | Path) -> list[CohortStatus]:
         bronze_m = layout.bronze_marker(cohort)
         state_file = layout.bronze_state(cohort)
         state_now = folder_state(cohort_inputs(root, cohort, files))
-        changed = _read(state_file) != state_now or _mtime(bronze_m) < _mtime(state_file)
-        silver_m = _read(layout.silver_cohort_marker(cohort))
-        gold_m = _read(layout.gold_marker(cohort))
+        changed = read_json_if_valid(state_file) != state_now or _mtime(bronze_m) < _mtime(
+            state_file
+        )
+        silver_m = read_json_if_valid(layout.silver_cohort_marker(cohort))
+        gold_m = read_json_if_valid(layout.gold_marker(cohort))
 
         bronze = _state(
-            failed.get(("bronze", cohort)), _read(bronze_m), f"{len(files)} files", changed
+            failed.get(("bronze", cohort)),
+            read_json_if_valid(bronze_m),
+            f"{len(files)} files",
+            changed,
         )
         silver_rows = sum(t["rows"] for t in (silver_m or {}).get("tables", {}).values())
         silver_path = layout.silver_cohort_marker(cohort)
@@ -110,8 +108,8 @@ def cohort_statuses(root: str | Path) -> list[CohortStatus]:
         gold_stale = silver_stale or _mtime(gold_path) < _mtime(silver_path)
         gold_rows = f"{(gold_m or {}).get('rows', 0):,} rows"
         gold = _state(failed.get(("gold", cohort)), gold_m, gold_rows, gold_stale)
-        results = [_read(layout.check_cohort(t, cohort)) for t in SILVER_TABLES]
-        results.append(_read(layout.check_gold(cohort)))
+        results = [read_json_if_valid(layout.check_cohort(t, cohort)) for t in SILVER_TABLES]
+        results.append(read_json_if_valid(layout.check_gold(cohort)))
         present = [r for r in results if r is not None]
         if failed.get(("checks", cohort)):
             checks = "failed"
@@ -120,7 +118,7 @@ def cohort_statuses(root: str | Path) -> list[CohortStatus]:
         else:
             bad = [r["table"] for r in present if not r["passed"]]
             checks = "passed" if not bad else f"{len(bad)} failed: {', '.join(bad)}"
-        markers = [m for m in (silver_m, gold_m, _read(bronze_m)) if m]
+        markers = [m for m in (silver_m, gold_m, read_json_if_valid(bronze_m)) if m]
         last = max(markers, key=lambda m: m["written_at"]) if markers else None
         last_run = (
             f"{last['written_at'][:19].replace('T', ' ')} ({last['run_id']})" if last else "-"
@@ -133,7 +131,7 @@ def table_check_lines(root: str | Path) -> list[str]:
     layout = Layout.of(root)
     lines = []
     for t in SILVER_TABLES:
-        r = _read(layout.check_table(t))
+        r = read_json_if_valid(layout.check_table(t))
         if r is not None and not r["passed"]:
             lines.append(f"  silver.{t}: {r['failed_checks']}")
     return lines
@@ -162,9 +160,9 @@ def render_status(root: str | Path) -> str:
     elif failing:
         lines.append("whole-table checks failing:")
         lines += failing
-    elif _read(Layout.of(root).check_table(SILVER_TABLES[0])) is not None:
+    elif read_json_if_valid(Layout.of(root).check_table(SILVER_TABLES[0])) is not None:
         lines.append("whole-table checks: all passed")
-    manifest = _read(Layout.of(root).corpus_manifest)
+    manifest = read_json_if_valid(Layout.of(root).corpus_manifest)
     if manifest:
         lines.append(
             f"gold.encounter_summary: {manifest['row_count']:,} rows, Delta version "

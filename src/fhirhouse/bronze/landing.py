@@ -131,21 +131,22 @@ def cohort_files(root: str | Path, cohort: str) -> list[BronzePath]:
     return _bundle_files(d, fhir_dir(root))
 
 
-def cohort_dicom_files(root: str | Path, files: Sequence[BronzePath]) -> list[BronzePath]:
-    """The DICOM files of a cohort's bundles, by Coherent naming: a DICOM file is named
-    ``<bundle file stem><StudyInstanceUID>.dcm``. Sorted."""
+def dicom_stem(name: str) -> str | None:
+    """The stem of the bundle file a DICOM file belongs to, by Coherent naming: a DICOM file
+    is named ``<bundle file stem><StudyInstanceUID>.dcm``; ``None`` without a UID."""
     from fhirhouse.fhir.dicom import uid_from_filename
 
+    uid = uid_from_filename(name)
+    return name[: -(len(uid) + 4)] if uid else None
+
+
+def cohort_dicom_files(root: str | Path, files: Sequence[BronzePath]) -> list[BronzePath]:
+    """The DICOM files of a cohort's bundles (:func:`dicom_stem`), sorted."""
     folder = bronze_dir(root) / "dicom"
     if not folder.is_dir():
         return []
     stems = {p.stem for p in files}
-    out = []
-    for p in folder.glob("*.dcm"):
-        uid = uid_from_filename(p.name)
-        if uid and p.name[: -(len(uid) + 4)] in stems:
-            out.append(p)
-    return sorted(out)
+    return sorted(p for p in folder.glob("*.dcm") if dicom_stem(p.name) in stems)
 
 
 def cohort_inputs(
@@ -338,16 +339,16 @@ def land(
         names = [p.name for p in _bundle_files(src)]
         fresh = [n for n in names if n not in landed]
         plan = _plan_batch(root, fresh, labels, cohort)
+        stats = {name: _stat_key(src / name) for name in names}
         tasks: list[tuple[str, str, bool]] = [(n, plan[n], True) for n in fresh]
         for name in names:
             if name not in landed:
                 continue
             known = index.get(name_key(name))
-            if known and known[:2] == _stat_key(src / name):
+            if known and known[:2] == stats[name]:
                 result.unchanged += 1
             else:
                 tasks.append((name, landed[name], False))
-        stats = {name: _stat_key(src / name) for name, _, _ in tasks}
         copies = []
         for name, label, new in tasks:
             dst = cohort_dir(root, label) / name
@@ -395,12 +396,12 @@ def _land_dicom(src: Path, dst: BronzePath, index: dict[str, list]) -> int:
         if not p.resolve().is_relative_to(base):
             log.warning("refused a DICOM symbolic link that points outside the source folder")
             continue
-        key, target = name_key(f"dicom/{p.name}"), dst / p.name
+        key, target, stat = name_key(f"dicom/{p.name}"), dst / p.name, _stat_key(p)
         known = index.get(key)
-        if known and known[:2] == _stat_key(p) and target.exists():
+        if known and known[:2] == stat and target.exists():
             continue
         previous = known[2] if known else (digest_mod.of_file(target) if target.exists() else None)
-        tasks.append((key, _stat_key(p), (p, target, previous)))
+        tasks.append((key, stat, (p, target, previous)))
     digests = _copy_all([t[2] for t in tasks])
     for (key, stat, (_, _, previous)), digest in zip(tasks, digests, strict=True):
         index[key] = [*stat, digest or previous]

@@ -34,16 +34,9 @@ from fhirhouse.jobs.silver import silver_versions
 from fhirhouse.layout import Layout
 from fhirhouse.silver.registry import spec
 from fhirhouse.store import delta, history
-from fhirhouse.store.atomic import read_json, write_json_atomic
+from fhirhouse.store.atomic import read_json_if_valid, write_json_atomic
 
 log = logging.getLogger(__name__)
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        return read_json(path) if path.exists() else None
-    except ValueError:
-        return None
 
 
 def _table_result(
@@ -61,7 +54,7 @@ def _table_result(
     per_cohort = delta.partition_rows(delta.open_table(path)) if delta.is_table(path) else {}
     parts = []
     for cohort, rows in sorted(per_cohort.items()):
-        counts = (_read(layout.check_cohort(table, cohort)) or {}).get("counts")
+        counts = (read_json_if_valid(layout.check_cohort(table, cohort)) or {}).get("counts")
         if not counts or counts.get("rows") != rows:
             log.info(
                 "silver.%s cohort %s: no current numbers; reading the partition", table, cohort
@@ -139,7 +132,7 @@ def gold_manifest_job(
     counts = {t: delta.table_rows(layout.silver_table(t)) for t in SILVER_TABLES}
     gold_rows = delta.table_rows(layout.gold_table)
     cohorts = delta.partition_values(layout.silver_table("encounter"))
-    states = {c: _read(layout.gold_state(c)) for c in cohorts}
+    states = {c: read_json_if_valid(layout.gold_state(c)) for c in cohorts}
     partials = {c: s["partials"] for c, s in states.items() if s and "partials" in s}
     created = dt.datetime.now(dt.UTC)
     common = {

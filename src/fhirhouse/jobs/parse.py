@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from fhirhouse import SILVER_TABLES, digest
 from fhirhouse.bronze.dicom_index import DicomIndex
+from fhirhouse.bronze.landing import dicom_stem
 from fhirhouse.fhir import parse_bytes
 from fhirhouse.fhir.parser import NotABundleError, RejectedBundleError
 from fhirhouse.jobs import parse_workers
@@ -85,17 +86,16 @@ class ParseIndex:
 
 def file_states(paths: Sequence[BundlePath], dicom: Iterable[BundlePath]) -> dict[str, FileState]:
     """The current :class:`FileState` (without digest) of each bundle, by file name."""
-    by_stem: dict[str, list[str]] = {}
+    by_stem: dict[str | None, list[str]] = {}
     for d in dicom:
         st = d.stat()
-        for p in paths:  # DICOM names start with their bundle's stem
-            if d.name.startswith(p.stem):
-                by_stem.setdefault(p.name, []).append(f"{d.name}\0{st.st_size}\0{st.st_mtime_ns}")
-                break
+        by_stem.setdefault(dicom_stem(d.name), []).append(
+            f"{d.name}\0{st.st_size}\0{st.st_mtime_ns}"
+        )
     out = {}
     for p in paths:
         st = p.stat()
-        parts = sorted(by_stem.get(p.name, []))
+        parts = sorted(by_stem.get(p.stem, []))
         fp = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16] if parts else ""
         out[p.name] = FileState(st.st_size, st.st_mtime_ns, fp)
     return out

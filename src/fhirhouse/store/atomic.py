@@ -65,3 +65,11 @@ def read_arrow(path: str | Path) -> pa.Table:
 
 def read_json(path: str | Path | StorePath) -> Any:
     return json.loads((path if isinstance(path, StorePath) else Path(path)).read_text())
+
+
+def read_json_if_valid(path: str | Path | StorePath) -> Any:
+    """:func:`read_json`, or ``None`` when the file is missing, unreadable or not JSON."""
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None

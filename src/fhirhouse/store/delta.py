@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
@@ -135,7 +136,7 @@ def table_rows(path: object) -> int:
     if not is_table(path):
         return 0
     actions = pa.table(open_table(path).get_add_actions(flatten=True))
-    return int(pa.compute.sum(actions.column("num_records")).as_py() or 0)
+    return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
 
 def scan(path: object, version: int | None = None) -> pl.LazyFrame:
@@ -378,8 +379,6 @@ def append_rows(
 
 
 def _rows_with_keys(data: pa.Table, key: str, keys: list[str]) -> pa.Table:
-    import pyarrow.compute as pc
-
     return data.filter(pc.is_in(data.column(key), value_set=pa.array(keys, pa.string())))
 
 
@@ -417,7 +416,6 @@ def upsert_keys(
     Rows with other keys are untouched; unchanged rows (ignoring ``ignore_columns``) are not
     rewritten. One MERGE commit, or none when nothing changed.
     """
-    table = ensure_table(path, data.schema, [])
     keys = set(data.column(key).to_pylist()) | set(delete_keys)
 
     def read_old(t: DeltaTable) -> pa.Table:
@@ -428,6 +426,12 @@ def upsert_keys(
         rows = scan(path, version=t.version()).filter(pl.col(key).is_in(sorted(keys)))
         return rows.collect().to_arrow()
 
-    return _merge_until_committed(
-        table, data, key, read_old, ignore_columns, None, retries, metadata
+    return merge_rows(
+        path,
+        data,
+        key=key,
+        read_old=read_old,
+        ignore_columns=ignore_columns,
+        retries=retries,
+        metadata=metadata,
     )
