@@ -7,9 +7,9 @@ files over worker processes (started with ``spawn``: delta-rs breaks in a forked
 the calling process parses a share itself.
 
 :class:`ParseIndex` is the cohort's record of what each bundle was parsed from (size,
-modification time, its DICOM files, SHA-256), keyed by a digest of the file name so that no
-bundle name is written down, plus a digest of the parser's own code: a code change
-re-parses everything.
+modification time, its DICOM files, a digest of its bytes), keyed by a digest of the file
+name so that no bundle name is written down, plus a digest of the parser's own code: a code
+change re-parses everything.
 """
 
 from __future__ import annotations
@@ -354,7 +354,8 @@ def parse_paths(
     """Parse ``paths`` (of ``sizes`` bytes) on up to ``workers`` processes, this one included
     (``pool``'s workers when given). The shares are about equal in bytes."""
     total = sum(sizes)
-    if pool is not None and pool._pool is not None:
+    warm = pool._pool if pool is not None else None
+    if warm is not None:
         n = min(pool.processes, max(1, total // ParsePool.WARM_BYTES))
     else:
         n = parse_workers(total, workers)
@@ -363,7 +364,7 @@ def parse_paths(
         return parse_batch(cohort, [str(p) for p in paths], str(root), ingest_ts)
     shares = _shares(paths, sizes, n)
     log.info("cohort %s: parsing %d bundles on %d processes", cohort, len(paths), n)
-    executor = pool._pool if pool is not None and pool._pool is not None else _executor(n - 1)
+    executor = warm if warm is not None else _executor(n - 1)
     try:
         futures = [
             executor.submit(parse_batch, cohort, share, str(root), ingest_ts)
@@ -372,6 +373,6 @@ def parse_paths(
         mine = parse_batch(cohort, shares[0], str(root), ingest_ts)
         parts = [mine, *(f.result() for f in futures)]
     finally:
-        if pool is None or executor is not pool._pool:
+        if executor is not warm:
             executor.shutdown()
     return _merge(parts)
