@@ -15,13 +15,17 @@ from fhirhouse.jobs import parse_workers
 from fhirhouse.jobs.bronze import resolve_source
 from fhirhouse.jobs.ops import table_names
 from fhirhouse.jobs.runlog import record_invocation
-from fhirhouse.layout import COHORT_LABEL, Layout
+from fhirhouse.layout import COHORT_LABEL, Layout, check_root
 from fhirhouse.store.objects import export_state_dir, is_uri
 
 # `root` is a local folder, or an s3:// URI for the data (Bronze, Silver, Gold) with local
 # state (markers, staging, logs, checks) in `state_dir`. The variable is exported so that
 # every job, also one submitted to a cluster, resolves the same state folder.
 ROOT = config["root"] if is_uri(config["root"]) else Path(config["root"])
+try:
+    check_root(ROOT, config.get("source"))
+except ValueError as exc:
+    raise WorkflowError(f"error: {exc}") from None
 export_state_dir(ROOT, config.get("state_dir"))
 LAYOUT = Layout.of(ROOT)
 STATE = LAYOUT.root

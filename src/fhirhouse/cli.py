@@ -425,6 +425,8 @@ def _recorded_invocation(args: argparse.Namespace, command: Any) -> int:
     """Run a building command and add its invocation row to the run history."""
     try:
         code = command(args)
+    except ConfigError:  # refused before anything ran: nothing to record
+        raise
     except BaseException:
         _record_end(args, "failed")
         raise

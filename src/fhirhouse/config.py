@@ -1,7 +1,8 @@
 """The workflow config file, shared by the Snakefile and the CLI.
 
 Both validate ``config/config.yaml`` against ``schemas/config.schema.yaml``; the CLI applies
-the schema's defaults itself (Snakemake's ``validate`` does so for the workflow).
+the schema's defaults itself (Snakemake's ``validate`` does so for the workflow). Both refuse
+a dangerous root (:func:`fhirhouse.layout.check_root`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 import jsonschema
 import yaml
+
+from fhirhouse.layout import check_root
 
 DEFAULT_CONFIG = Path("config/config.yaml")
 DEFAULT_SCHEMA = Path("schemas/config.schema.yaml")
@@ -46,4 +49,8 @@ def load_config(
     except jsonschema.ValidationError as exc:
         where = ".".join(str(p) for p in exc.absolute_path) or "(top level)"
         raise ConfigError(f"invalid configuration at {where}: {exc.message}") from None
+    try:
+        check_root(cfg["root"], cfg.get("source"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return cfg

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fhirhouse import SILVER_TABLES
-from fhirhouse.store.objects import StorePath, data_root, state_dir
+from fhirhouse.store.objects import StorePath, data_root, is_uri, state_dir
 
 COHORT_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -44,6 +44,33 @@ def check_cohort_label(label: str) -> str:
             "starting with a letter or digit (max 64 chars)"
         )
     return label
+
+
+def check_root(root: str | Path, source: str | Path | None = None) -> None:
+    """Raise ``ValueError`` (one line) for a local root fhirhouse must not build in.
+
+    Refused: the file-system root, the home folder itself, the source folder itself, a root
+    inside the Bronze folder of a lake (``<lake>/bronze/...``), and a source inside the
+    root's own Bronze. An object-store root is checked by :func:`check_uri` instead.
+    """
+    if is_uri(root):
+        return
+    path = Path(root).expanduser().resolve()
+    if path == Path(path.anchor):
+        raise ValueError(f"root {str(root)!r} is the file-system root; choose a folder, e.g. data")
+    if path == Path.home().resolve():
+        raise ValueError(f"root {str(root)!r} is your home folder itself; choose a folder in it")
+    for folder in (path, *path.parents):
+        if folder.name == "bronze" and (folder / "fhir").is_dir():
+            raise ValueError(
+                f"root {str(root)!r} is inside the Bronze folder of the lake at {folder.parent}"
+            )
+    if source is not None and not is_uri(source):
+        src = Path(source).expanduser().resolve()
+        if src == path:
+            raise ValueError(f"root {str(root)!r} is the source folder; choose another folder")
+        if src.is_relative_to(path / "bronze"):
+            raise ValueError(f"source {str(source)!r} is inside the root's own Bronze folder")
 
 
 @dataclass(frozen=True)
