@@ -65,7 +65,7 @@ def dedup_last(rows: pa.Table, key: str) -> pa.Table:
     rows = rows.take(pc.sort_indices(rows, order))
     idx = pa.table({"k": rows.column(key), "i": pa.array(range(rows.num_rows), pa.int64())})
     last = idx.group_by("k", use_threads=False).aggregate([("i", "max")]).column("i_max")
-    return rows.take(pc.sort_indices(last))
+    return rows.take(last.take(pc.sort_indices(last)))  # each key's last row, in order
 
 
 def _read_cache(layout: Layout, cohort: str, code: str) -> tuple[ParseIndex, dict] | None:
