@@ -45,6 +45,7 @@ checkpoint land:
             cohorts=params.cohorts,
             cohort=params.cohort,
             marker=output[0],
+            state=str(SOURCE_STATE) if params.source else None,
         )
 
 

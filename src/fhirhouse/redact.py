@@ -27,3 +27,8 @@ def name_key(name: str) -> str:
     Landing's index and plan and the parse index key files by it, so no file name (Synthea
     names carry the patient's name and id) is written down outside the data itself."""
     return hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
+
+
+class RedactedError(Exception):
+    """An error whose message is identifier-free by construction (any file or record it
+    points at goes through :func:`redact`): logs and the run history may carry it whole."""

@@ -31,7 +31,7 @@ import blake3
 from fhirhouse import digest as digest_mod
 from fhirhouse import faults
 from fhirhouse.layout import check_cohort_label
-from fhirhouse.redact import name_key
+from fhirhouse.redact import RedactedError, name_key, redact
 from fhirhouse.store.atomic import write_json_atomic
 from fhirhouse.store.objects import StorePath, data_root, state_dir
 
@@ -169,15 +169,18 @@ def folder_state(files: Sequence[BronzePath]) -> dict[str, object]:
     return {"files": len(files), "bytes": total, "fingerprint": h.hexdigest()}
 
 
-def sync_state_file(path: str | Path, files: Sequence[BronzePath]) -> Path:
-    """Write ``folder_state(files)`` to ``path`` only when it changed; return ``path``.
+def sync_state_file(
+    path: str | Path, files: Sequence[BronzePath], extra: dict[str, object] | None = None
+) -> Path:
+    """Write ``folder_state(files)`` (and ``extra``) to ``path`` only when it changed; return
+    ``path``.
 
     Snakemake tracks these small files instead of the bundles themselves, so job listings and
     Snakemake's own logs never show a bundle file name (they embed patient names and ids),
     while an added, removed or rewritten bundle still changes the file and triggers a rerun.
     """
     path = Path(path)
-    state = folder_state(files)
+    state = {**folder_state(files), **(extra or {})}
     if path.exists():
         try:
             if json.loads(path.read_text()) == state:
@@ -192,6 +195,9 @@ def sync_state_file(path: str | Path, files: Sequence[BronzePath]) -> Path:
 class LandingResult:
     new: dict[str, int] = field(default_factory=dict)
     replaced: dict[str, int] = field(default_factory=dict)
+    # Bronze copies that differed from what was landed, or had vanished, while their source
+    # file is unchanged: landed again from the source
+    restored: dict[str, int] = field(default_factory=dict)
     unchanged: int = 0
     dicom: int = 0  # DICOM files landed or replaced
     refused_links: int = 0  # symbolic links out of the source folder, not landed
@@ -199,7 +205,12 @@ class LandingResult:
 
     @property
     def touched_cohorts(self) -> list[str]:
-        return sorted(set(self.new) | set(self.replaced))
+        return sorted(set(self.new) | set(self.replaced) | set(self.restored))
+
+
+class BronzeTampered(RedactedError, ValueError):
+    """A landed Bronze file changed since it was landed and its source file is gone, so it
+    cannot be landed again: the message names the cohort and the redacted file."""
 
 
 def _landed_index(root: str | Path) -> dict[str, str]:
@@ -212,6 +223,27 @@ def _landed_index(root: str | Path) -> dict[str, str]:
                 continue
             index[p.name] = label
     return index
+
+
+# Digests of Bronze files by (path, size, mtime_ns, inode): the workflow verifies Bronze while
+# it builds its job graph and the landing job, in the same process, need not hash it again.
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def bronze_digest(path: BronzePath) -> str:
+    """The digest of a Bronze file (:func:`fhirhouse.digest.of_file`), hashed once per state."""
+    if isinstance(path, StorePath):
+        return digest_mod.of_file(path)
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = digest_mod.of_file(path)
+    return _DIGESTS[key]
+
+
+def _recorded_cohort(known: list | None) -> str | None:
+    """The cohort a landing index entry says its file was landed into (older entries: none)."""
+    return known[3] if known and len(known) > 3 else None
 
 
 def _copy_atomic(src: Path, dst: BronzePath, previous: str | None = None) -> str | None:
@@ -301,9 +333,102 @@ def landed_index_path(root: str | Path) -> Path:
     return metadata_dir(root) / "landed.json"
 
 
+def read_landed_index(root: str | Path) -> dict[str, list]:
+    """Landing's index: name digest (:func:`fhirhouse.redact.name_key`) -> ``[source size,
+    source mtime_ns, digest of the bytes landed, cohort]`` for each bundle (DICOM files:
+    ``dicom/<name>``, without a cohort). No file name is written down."""
+    path = landed_index_path(root)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _stat_key(path: Path) -> list[int]:
     st = path.stat()
     return [st.st_size, st.st_mtime_ns]
+
+
+def source_files(source: str | Path) -> list[Path]:
+    """What landing reads from ``source``: its bundles and its ``dicom/*.dcm`` files (none
+    while the folder does not exist, e.g. a corpus not generated yet)."""
+    src = Path(source)
+    if not src.is_dir():
+        return []
+    return _bundle_files(src) + sorted(src.glob("dicom/*.dcm"))
+
+
+def sync_source_state(path: str | Path, root: str | Path, source: str | Path) -> Path:
+    """The state file the workflow's landing job depends on: the source folder's
+    :func:`folder_state` and the :func:`bronze_drift` of what was landed from it, so the
+    landing reruns when a source file changes and when a Bronze copy no longer matches."""
+    drift = bronze_drift(root, source)
+    seen = hashlib.sha256(json.dumps(drift).encode()).hexdigest() if drift else None
+    return sync_state_file(path, source_files(source), {"bronze_drift": seen})
+
+
+def bronze_drift(root: str | Path, source: str | Path) -> list[list[str]]:
+    """The landed bundles whose Bronze copy no longer holds the bytes landed (or is gone)
+    while their source file is still there: ``[name digest, what the copy holds now]`` each
+    (``"missing"`` for a vanished copy), sorted. The next landing lands these again.
+
+    Every Bronze bundle that came from ``source`` is hashed (:func:`bronze_digest`); the
+    workflow calls this on every invocation, so Bronze is verified, not trusted."""
+    index = read_landed_index(root)
+    if not index:
+        return []
+    landed = _landed_index(root)
+    out = []
+    for p in source_files(source):
+        if p.suffix != ".json":
+            continue
+        key = name_key(p.name)
+        known = index.get(key)
+        if not known:
+            continue
+        label = landed.get(p.name)
+        if label is None:
+            if _recorded_cohort(known) is not None:
+                out.append([key, "missing"])
+            continue
+        now = bronze_digest(cohort_dir(root, label) / p.name)
+        if now != known[2]:
+            out.append([key, now])
+    dicom = bronze_dir(root) / "dicom"
+    for p in sorted(Path(source, "dicom").glob("*.dcm")):
+        known = index.get(key := name_key(f"dicom/{p.name}"))
+        if known:
+            target = dicom / p.name
+            now = bronze_digest(target) if target.exists() else "missing"
+            if now != known[2]:
+                out.append([key, now])
+    return sorted(out)
+
+
+def changed_since_landing(root: str | Path, cohort: str) -> tuple[int, int]:
+    """How many of the cohort's landed bundles no longer hold the bytes landed, and how many
+    are gone from Bronze (by landing's index; ``fhirhouse status`` shows them)."""
+    index = read_landed_index(root)
+    keys = {name_key(p.name): p for p in cohort_files(root, cohort)}
+    changed = sum(1 for k, p in keys.items() if k in index and bronze_digest(p) != index[k][2])
+    gone = sum(1 for k, v in index.items() if _recorded_cohort(v) == cohort and k not in keys)
+    return changed, gone
+
+
+def _check_orphans(root: str | Path, names: set[str], landed: dict[str, str], index: dict) -> None:
+    """Bronze bundles whose source file is gone: a copy that changed since it was landed
+    cannot be landed again, so the landing stops (naming the cohort and redacted file);
+    index entries of files gone from both Bronze and the source are dropped."""
+    for name, label in landed.items():
+        known = index.get(name_key(name))
+        if name in names or not known:
+            continue
+        if bronze_digest(cohort_dir(root, label) / name) != known[2]:
+            raise BronzeTampered(
+                f"cohort {label}: Bronze file {redact(name)} changed since it was landed and "
+                "its source file is gone; put the source file back (it is landed again) or "
+                "delete the Bronze file"
+            )
+    present = {name_key(n) for n in names} | {name_key(n) for n in landed}
+    for key in [k for k, v in index.items() if len(v) > 3 and k not in present]:
+        del index[key]
 
 
 def land(
@@ -313,7 +438,12 @@ def land(
     cohorts: int | Sequence[str] = 3,
     cohort: str | None = None,
 ) -> LandingResult:
-    """Land ``source`` into Bronze under ``root`` and write the Bronze manifest."""
+    """Land ``source`` into Bronze under ``root`` and write the Bronze manifest.
+
+    Bronze is verified against the digests recorded when each file landed: a copy that
+    changed or vanished while its source file did not is landed again from the source (into
+    the cohort it was landed into), and a changed copy whose source is gone stops the
+    landing (:class:`BronzeTampered`)."""
     labels = resolve_labels(cohorts)
     if cohort is not None:
         check_cohort_label(cohort)
@@ -324,10 +454,7 @@ def land(
             raise FileNotFoundError(f"source folder does not exist: {src}")
         remove_stale_temps(root)
         landed = _landed_index(root)
-        # name digest -> [source size, source mtime_ns, content digest] at landing: an unchanged
-        # source file (same size and mtime) is not read again; otherwise its bytes decide.
-        index_path = landed_index_path(root)
-        index: dict[str, list] = json.loads(index_path.read_text()) if index_path.exists() else {}
+        index = read_landed_index(root)
         refused = links_outside(src)
         if refused:
             result.refused_links = len(refused)
@@ -337,37 +464,48 @@ def land(
                 len(refused),
             )
         names = [p.name for p in _bundle_files(src)]
-        fresh = [n for n in names if n not in landed]
+        _check_orphans(root, set(names), landed, index)
+        homes = {n: landed.get(n) or _recorded_cohort(index.get(name_key(n))) for n in names}
+        fresh = [n for n in names if homes[n] is None]
         plan = _plan_batch(root, fresh, labels, cohort)
         stats = {name: _stat_key(src / name) for name in names}
-        tasks: list[tuple[str, str, bool]] = [(n, plan[n], True) for n in fresh]
+        # (name, cohort, kind, digest of the Bronze copy to compare the source's bytes with)
+        tasks: list[tuple[str, str, str, str | None]] = [(n, plan[n], "new", None) for n in fresh]
         for name in names:
-            if name not in landed:
+            label = homes[name]
+            if label is None:
                 continue
             known = index.get(name_key(name))
-            if known and known[:2] == stats[name]:
+            if name not in landed:  # vanished from Bronze
+                tasks.append((name, label, "restored", None))
+                continue
+            now = bronze_digest(cohort_dir(root, label) / name)
+            if known and now != known[2]:  # changed in Bronze, not by a landing
+                tasks.append((name, label, "restored", None))
+            elif known and known[:2] == stats[name]:
                 result.unchanged += 1
             else:
-                tasks.append((name, landed[name], False))
-        copies = []
-        for name, label, new in tasks:
-            dst = cohort_dir(root, label) / name
-            known = index.get(name_key(name))
-            previous = None if new else (known[2] if known else digest_mod.of_file(dst))
-            copies.append((src / name, dst, previous))
-        digests = _copy_all(copies)
-        for (name, label, new), (_, _, previous), digest in zip(
-            tasks, copies, digests, strict=True
-        ):
-            counts = result.new if new else result.replaced
+                tasks.append((name, label, "replaced", now))
+        digests = _copy_all(
+            [(src / name, cohort_dir(root, label) / name, now) for name, label, _, now in tasks]
+        )
+        for (name, label, kind, now), digest in zip(tasks, digests, strict=True):
+            counts = {"new": result.new, "replaced": result.replaced}.get(kind, result.restored)
             if digest is None:  # touched, same bytes
                 result.unchanged += 1
             else:
                 counts[label] = counts.get(label, 0) + 1
-            index[name_key(name)] = [*stats[name], digest or previous]
+            index[name_key(name)] = [*stats[name], digest or now, label]
         plan_path(root).unlink(missing_ok=True)
         result.dicom = _land_dicom(src / "dicom", bronze_dir(root) / "dicom", index)
-        write_json_atomic(index_path, index)
+        write_json_atomic(landed_index_path(root), index)
+        for label, n in sorted(result.restored.items()):
+            log.warning(
+                "cohort %s: %d Bronze file(s) had changed or vanished since landing; "
+                "landed again from the source",
+                label,
+                n,
+            )
         log.info(
             "landed %d new and %d changed bundle files (%d unchanged) into cohorts %s",
             sum(result.new.values()),
@@ -387,7 +525,8 @@ def land(
 def _land_dicom(src: Path, dst: BronzePath, index: dict[str, list]) -> int:
     """Copy new or changed ``*.dcm`` files of ``src`` (a source's ``dicom/`` folder) to
     ``<root>/bronze/dicom``; return how many were copied. ``index`` (landing's, updated here)
-    spares reading a file whose size and modification time are unchanged."""
+    spares reading a source file whose size and modification time are unchanged; each
+    Bronze copy is checked against the digest it landed with."""
     if not src.is_dir():
         return 0
     base = src.parent.resolve()  # the source folder
@@ -398,9 +537,11 @@ def _land_dicom(src: Path, dst: BronzePath, index: dict[str, list]) -> int:
             continue
         key, target, stat = name_key(f"dicom/{p.name}"), dst / p.name, _stat_key(p)
         known = index.get(key)
-        if known and known[:2] == stat and target.exists():
+        now = bronze_digest(target) if target.exists() else None
+        if known and known[:2] == stat and now == known[2]:
             continue
-        previous = known[2] if known else (digest_mod.of_file(target) if target.exists() else None)
+        # a copy that changed since it was landed is replaced whatever the source holds
+        previous = now if not known or now == known[2] else None
         tasks.append((key, stat, (p, target, previous)))
     digests = _copy_all([t[2] for t in tasks])
     for (key, stat, (_, _, previous)), digest in zip(tasks, digests, strict=True):

@@ -20,12 +20,18 @@ def land_job(
     cohorts: int | list[str] = 3,
     cohort: str | None = None,
     marker: str | Path | None = None,
+    state: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Land ``source`` into Bronze and write the landing marker."""
+    """Land ``source`` into Bronze and write the landing marker. ``state``: the workflow's
+    source state file (:func:`landing.sync_source_state`), brought up to date before the
+    marker so that what this landing repaired does not rerun it."""
     result = landing.land(root, source, cohorts=cohorts, cohort=cohort)
+    if state is not None and source is not None:
+        landing.sync_source_state(state, root, source)
     payload = {
         "new_files": result.new,
         "replaced_files": result.replaced,
+        "restored_files": result.restored,
         "dicom_files": result.dicom,
         "unchanged_files": result.unchanged,
         "refused_links": result.refused_links,

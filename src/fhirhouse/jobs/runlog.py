@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fhirhouse import __version__
+from fhirhouse.redact import RedactedError
 from fhirhouse.store.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def storage_error(root: str | Path, problem: str) -> StorageError:
 def safe_message(exc: BaseException) -> str:
     """A failure message for logs and history: our own messages are identifier-free by
     construction; anything else is reduced to its exception type."""
-    if isinstance(exc, CheckFailed | StorageError):
+    if isinstance(exc, CheckFailed | StorageError | RedactedError):
         return str(exc)
     return type(exc).__name__
 
