@@ -3,13 +3,19 @@ that lost a commit is never reported as built, and bookkeeping names no bundle f
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from pathlib import Path
 
+import polars as pl
 import pytest
-from conftest import BIN, snakemake
+from conftest import BIN, build_lake, make_bundle, snakemake, write_bundles
 
-from fhirhouse.layout import check_root
+from fhirhouse import jobs
+from fhirhouse.bronze import landing
+from fhirhouse.layout import Layout, check_root
+from fhirhouse.redact import redact
 
 
 def fhirhouse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -59,3 +65,200 @@ def test_check_root_accepts_ordinary_roots(tmp_path):
     check_root("s3://bucket/lake", tmp_path)
     with pytest.raises(ValueError, match="inside the root's own Bronze"):
         check_root(tmp_path / "lake", tmp_path / "lake" / "bronze" / "fhir")
+
+
+def _lake(tmp_path: Path, n: int = 4) -> tuple[Path, Path, dict[str, object]]:
+    source = write_bundles(
+        tmp_path / "src", {f"b{i}.json": make_bundle(f"p-{i}", n_enc=2) for i in range(n)}
+    )
+    root = tmp_path / "lake"
+    config = {"root": root, "source": source, "cohorts": 2}
+    snakemake(tmp_path, "--cores", "2", config=config)
+    return source, root, config
+
+
+def _silver(root: Path, table: str) -> pl.DataFrame:
+    return pl.read_delta(str(Layout.of(root).silver_table(table)))
+
+
+def _gold(root: Path) -> pl.DataFrame:
+    return pl.read_delta(str(Layout.of(root).gold_table))
+
+
+def test_a_bronze_file_edited_in_place_is_landed_again_from_the_source(tmp_path):
+    source, root, config = _lake(tmp_path)
+    [copy] = landing.fhir_dir(root).glob("cohort=*/b1.json")
+    st = copy.stat()
+    edited = copy.read_bytes().replace(b'"female"', b'"male"  ', 1)  # same size
+    assert edited != copy.read_bytes()
+    copy.write_bytes(edited)
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same modification time
+    status = fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
+    assert "damaged (1 changed, 0 gone since landing)" in status
+
+    snakemake(tmp_path, "--cores", "2", config=config)
+    assert copy.read_bytes() == (source / "b1.json").read_bytes()
+    landed = json.loads(Layout.of(root).landing_marker().read_text())
+    assert landed["restored_files"] == {copy.parent.name.split("=")[1]: 1}
+    assert "landed again from the source" in (Layout.of(root).logs / "land.log").read_text()
+    patient = _silver(root, "patient").filter(pl.col("patient_id") == "p-1")
+    assert patient["gender"].to_list() == ["female"]
+    dry = snakemake(tmp_path, "-n", "--cores", "2", config=config)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_a_bronze_file_deleted_is_landed_again_into_its_cohort(tmp_path):
+    source, root, config = _lake(tmp_path)
+    [copy] = landing.fhir_dir(root).glob("cohort=*/b2.json")
+    copy.unlink()
+    status = fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
+    assert "damaged (0 changed, 1 gone since landing)" in status
+    snakemake(tmp_path, "--cores", "2", config=config)
+    assert copy.read_bytes() == (source / "b2.json").read_bytes()  # the same cohort folder
+    assert set(_silver(root, "patient")["patient_id"]) == {f"p-{i}" for i in range(4)}
+    assert _gold(root).height == 8
+    dry = snakemake(tmp_path, "-n", "--cores", "2", config=config)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_a_changed_bronze_file_without_its_source_stops_the_landing(tmp_path):
+    source, root, config = _lake(tmp_path)
+    (source / "b3.json").unlink()
+    [copy] = landing.fhir_dir(root).glob("cohort=*/b3.json")
+    copy.write_bytes(copy.read_bytes().replace(b'"female"', b'"male"'))
+    proc = snakemake(tmp_path, "--cores", "2", config=config, check=False)
+    assert proc.returncode != 0
+    log = (Layout.of(root).logs / "land.log").read_text()
+    cohort = copy.parent.name.split("=")[1]
+    assert f"cohort {cohort}: Bronze file {redact('b3.json')} changed since it was landed" in log
+    assert "b3.json" not in log
+    with pytest.raises(landing.BronzeTampered):
+        landing.land(root, source, cohorts=2)
+    copy.unlink()  # the documented way out: delete it (or put the source back)
+    snakemake(tmp_path, "--cores", "2", config=config)
+    assert set(_silver(root, "patient")["patient_id"]) == {"p-0", "p-1", "p-2"}
+
+
+def test_the_landing_index_names_no_file(tmp_path, sample_source):
+    root = build_lake(tmp_path / "lake", sample_source, gold=False)
+    text = landing.landed_index_path(root).read_text()
+    for p in sample_source.rglob("*"):
+        assert p.name not in text and p.stem not in text
+    assert all(len(v) == 4 for k, v in json.loads(text).items() if len(v) > 3 or "dicom" not in k)
+
+
+def _drop_newest_commit(table: Path) -> int:
+    newest = max(table.glob("_delta_log/*.json"))
+    newest.unlink()
+    return int(newest.stem)
+
+
+def test_a_lost_delta_commit_is_damage_and_the_next_build_repairs_it(tmp_path):
+    _, root, config = _lake(tmp_path)
+    layout = Layout.of(root)
+    before = _silver(root, "observation").sort("observation_id")
+    version = _drop_newest_commit(layout.silver_table("observation"))
+    [cohort] = [
+        c
+        for c in ("A", "B")
+        if json.loads(layout.silver_cohort_marker(c).read_text())["tables"]["observation"][
+            "delta_version"
+        ]
+        == version
+    ]
+    assert _silver(root, "observation").height < before.height
+
+    status = fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
+    [line] = [ln for ln in status.splitlines() if ln.startswith(cohort + " ")]
+    assert f"damaged (silver.observation lost the commit of version {version}" in line
+    checks = jobs.check_tables_job(root)
+    assert not checks["passed"]
+    result = json.loads(layout.check_table("observation").read_text())
+    assert "rows!=markers" in result["failed_checks"]
+
+    proc = snakemake(tmp_path, "--cores", "2", config=config)
+    assert "Nothing to be done" not in proc.stdout + proc.stderr
+    assert (
+        _silver(root, "observation")
+        .sort("observation_id")
+        .drop("ingest_timestamp")
+        .equals(before.drop("ingest_timestamp"))
+    )
+    status = fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
+    assert "damaged" not in status
+    result = json.loads(layout.check_table("observation").read_text())
+    assert "rows==markers" in [c["rule"] for c in result["checks"] if c["passed"]]
+    dry = snakemake(tmp_path, "-n", "--cores", "2", config=config)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_a_lost_gold_commit_is_recomputed(tmp_path):
+    _, root, config = _lake(tmp_path)
+    layout = Layout.of(root)
+    before = _gold(root).height
+    _drop_newest_commit(layout.gold_table)
+    assert _gold(root).height < before
+    assert "damaged" in fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
+    snakemake(tmp_path, "--cores", "2", config=config)
+    assert _gold(root).height == before
+    manifest = json.loads(layout.corpus_manifest.read_text())
+    assert manifest["row_count"] == before
+    assert "damaged" not in fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
+
+
+def test_rows_removed_by_an_outside_writer_are_found_by_the_row_check(tmp_path):
+    from deltalake import DeltaTable
+
+    _, root, config = _lake(tmp_path)
+    layout = Layout.of(root)
+    DeltaTable(str(layout.silver_table("patient"))).delete("patient_id = 'p-1'")
+    status = fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
+    assert "silver.patient holds 1 rows where 2 were written" in status
+    snakemake(tmp_path, "--cores", "2", config=config)
+    assert "p-1" in set(_silver(root, "patient")["patient_id"])
+    dry = snakemake(tmp_path, "-n", "--cores", "2", config=config)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_duplicate_ids_inside_a_bundle_are_listed_in_the_quarantine_file(tmp_path):
+    bundle = make_bundle("p-dup", n_enc=1)
+    [obs] = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    second = json.loads(json.dumps(obs))
+    second["resource"]["valueQuantity"]["value"] = 99
+    bundle["entry"].append(second)
+    source = write_bundles(tmp_path / "src", {"Ann_Lee_dup.json": bundle})
+    root = build_lake(tmp_path / "lake", source, cohorts=1, gold=False)
+
+    text = Layout.of(root).quarantine("A").read_text()
+    [entry] = [e for e in json.loads(text)["entries"] if e["kind"] == "duplicate"]
+    oid = obs["resource"]["id"]
+    assert entry["table"] == "observation" and entry["id_ref"] == redact(oid)
+    assert entry["file_ref"] == redact("Ann_Lee_dup.json")
+    assert len(entry["dropped_refs"]) == 1 and entry["dropped_refs"][0] != entry["kept_ref"]
+    assert oid not in text and "Ann_Lee" not in text and "p-dup" not in text
+    marker = json.loads(Layout.of(root).silver_cohort_marker("A").read_text())
+    assert marker["duplicate_ids"] == 1
+    obs_rows = _silver(root, "observation").filter(pl.col("observation_id") == oid)
+    assert obs_rows["value"].to_list() == [99.0]  # the last one is kept
+
+
+def test_cohort_dedup_keeps_each_keys_last_row_by_file_and_entry():
+    import pyarrow as pa
+
+    from fhirhouse.jobs.silver import dedup_last
+
+    rows = pa.table(
+        {
+            "k": ["a", "b", "a", "c", "b", "d"],
+            "v": [1, 2, 3, 4, 5, 6],
+            "source_file": ["f2", "f1", "f1", "f1", "f2", "f1"],
+            "source_entry": [0, 0, 1, 2, 1, 3],
+        }
+    )
+    out = dedup_last(rows, "k")
+    assert sorted(zip(out["k"].to_pylist(), out["v"].to_pylist(), strict=True)) == [
+        ("a", 1),  # f2 is the later file
+        ("b", 5),
+        ("c", 4),
+        ("d", 6),
+    ]

@@ -143,6 +143,10 @@ class Layout:
     def bronze_marker(self, cohort: str) -> Path:
         return self.markers / "bronze" / f"cohort={cohort}.json"
 
+    def damage_state(self, layer: str, cohort: str) -> Path:
+        """What damage was last found under the cohort's ``layer`` marker (a job input)."""
+        return self.markers / layer / "_state" / f"cohort={cohort}.json"
+
     def silver_cohort_marker(self, cohort: str) -> Path:
         return self.markers / "silver" / f"cohort={cohort}.json"
 

@@ -14,12 +14,14 @@ import polars as pl
 
 from fhirhouse import SILVER_TABLES
 from fhirhouse.bronze.landing import (
+    changed_since_landing,
     cohort_files,
     cohort_inputs,
     fhir_dir,
     folder_state,
     list_cohorts,
 )
+from fhirhouse.jobs.verify import Damage, find_damage
 from fhirhouse.layout import Layout
 from fhirhouse.store.atomic import read_json_if_valid
 from fhirhouse.store.history import read_run_history, run_history_path
@@ -41,6 +43,13 @@ def _state(failed: bool | None, marker: Any, detail: str, stale: bool) -> str:
     if marker is None:
         return "not built"
     return f"{'stale' if stale else 'built'} ({detail})"
+
+
+def _damaged(found: list[Damage]) -> str | None:
+    """``damaged (...)`` when the tables no longer hold what the layer's marker recorded."""
+    if not found:
+        return None
+    return f"damaged ({'; '.join(d.what for d in found)})"
 
 
 @dataclass
@@ -80,8 +89,10 @@ def _failed_layers(root: str | Path) -> dict[tuple[str, str], bool]:
 def cohort_statuses(root: str | Path) -> list[CohortStatus]:
     layout = Layout.of(root)
     failed = _failed_layers(root)
+    cohorts = list_cohorts(root)
+    damage = find_damage(layout, cohorts, deep=True, remember=False)
     out = []
-    for cohort in list_cohorts(root):
+    for cohort in cohorts:
         files = cohort_files(root, cohort)
         bronze_m = layout.bronze_marker(cohort)
         state_file = layout.bronze_state(cohort)
@@ -98,6 +109,9 @@ def cohort_statuses(root: str | Path) -> list[CohortStatus]:
             f"{len(files)} files",
             changed,
         )
+        edited, gone = changed_since_landing(root, cohort)
+        if edited or gone:
+            bronze = f"damaged ({edited} changed, {gone} gone since landing)"
         silver_rows = sum(t["rows"] for t in (silver_m or {}).get("tables", {}).values())
         silver_path = layout.silver_cohort_marker(cohort)
         silver_stale = changed or _mtime(silver_path) < _mtime(bronze_m)
@@ -108,6 +122,10 @@ def cohort_statuses(root: str | Path) -> list[CohortStatus]:
         gold_stale = silver_stale or _mtime(gold_path) < _mtime(silver_path)
         gold_rows = f"{(gold_m or {}).get('rows', 0):,} rows"
         gold = _state(failed.get(("gold", cohort)), gold_m, gold_rows, gold_stale)
+        silver, gold = (
+            _damaged([d for d in damage if d.cohort == cohort and d.layer == layer]) or shown
+            for layer, shown in (("silver", silver), ("gold", gold))
+        )
         results = [read_json_if_valid(layout.check_cohort(t, cohort)) for t in SILVER_TABLES]
         results.append(read_json_if_valid(layout.check_gold(cohort)))
         present = [r for r in results if r is not None]

@@ -121,6 +121,17 @@ def min_rows_outcome(n: int, minimum: int) -> CheckOutcome:
     )
 
 
+def markers_outcome(rows: int, recorded: int) -> CheckOutcome:
+    """A whole table holds the rows its cohorts' markers recorded (none lost or added
+    behind the build's back)."""
+    return _outcome(
+        "rows==markers",
+        rows == recorded,
+        f"{rows:,} rows; the cohort markers record {recorded:,}",
+        f"rows!=markers({rows}!={recorded})",
+    )
+
+
 def check_non_null(df: pl.DataFrame, column: str) -> CheckOutcome:
     return non_null_outcome(column, df[column].null_count(), df.height)
 

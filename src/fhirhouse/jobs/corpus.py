@@ -18,10 +18,12 @@ from typing import Any
 import polars as pl
 
 from fhirhouse import SILVER_TABLES
+from fhirhouse.bronze.landing import list_cohorts
 from fhirhouse.checks.validate import (
     TableResult,
     columns_needed,
     ingest_log_table,
+    markers_outcome,
     merged_rules,
     row_counts,
     validate_table_parts,
@@ -31,6 +33,7 @@ from fhirhouse.gold.manifest import build_corpus_manifest
 from fhirhouse.jobs import checking
 from fhirhouse.jobs.runlog import write_marker
 from fhirhouse.jobs.silver import silver_versions
+from fhirhouse.jobs.verify import recorded_rows
 from fhirhouse.layout import Layout
 from fhirhouse.silver.registry import spec
 from fhirhouse.store import delta, history
@@ -103,6 +106,9 @@ def check_tables_job(
         _table_result(layout, t, overrides, patient_ids, encounter_ids, keys[t], today)
         for t in SILVER_TABLES
     ]
+    cohorts = list_cohorts(root)
+    for r in results:
+        r.checks.append(markers_outcome(r.row_count, recorded_rows(layout, cohorts, r.table)))
     checking.write_results(
         results,
         [Path(outputs[t]) if outputs else layout.check_table(t) for t in SILVER_TABLES],

@@ -27,7 +27,7 @@ from fhirhouse import SILVER_TABLES, digest
 from fhirhouse.checks.validate import combine_gold_counts, gold_counts, gold_result
 from fhirhouse.gold import encounter_summary as gold
 from fhirhouse.gold.manifest import add_partials, corpus_partials
-from fhirhouse.jobs import checking
+from fhirhouse.jobs import checking, verify
 from fhirhouse.jobs.runlog import run_id, write_marker
 from fhirhouse.jobs.silver import _pending, silver_versions
 from fhirhouse.layout import Layout
@@ -83,6 +83,13 @@ def _silver_encounters(layout: Layout, other_than: str | None = None) -> set[str
     return set(frame.select(gold.KEY).collect().to_series().to_list())
 
 
+def _damaged(layout: Layout, cohort: str) -> bool:
+    found = [d for d in verify.find_damage(layout, [cohort]) if d.layer == verify.GOLD]
+    for d in found:
+        log.warning("%s; recomputing the whole cohort", d)
+    return bool(found)
+
+
 def gold_job(
     root: str | Path,
     cohort: str,
@@ -116,6 +123,7 @@ def gold_job(
         or state.get("code") != code
         or "partials" not in state
         or state.get("dirty", False)  # a commit was under way: its numbers are unknown
+        or _damaged(layout, cohort)  # Gold no longer holds what the cohort's marker recorded
     )
     patients = None if full else sorted(due[1])  # type: ignore[index]
 

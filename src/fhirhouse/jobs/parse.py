@@ -15,6 +15,7 @@ change re-parses everything.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ from fhirhouse.fhir import parse_bytes
 from fhirhouse.fhir.parser import NotABundleError, RejectedBundleError
 from fhirhouse.jobs import parse_workers
 from fhirhouse.redact import redact
-from fhirhouse.silver.build import build_table
+from fhirhouse.silver.build import build_table, duplicate_keys
 from fhirhouse.store.atomic import write_json_atomic
 from fhirhouse.store.objects import StorePath, is_uri
 
@@ -198,6 +199,11 @@ class _Builder:
         return {t: pa.concat_tables(parts) for t, parts in self.parts.items()}
 
 
+def _record_ref(record: dict[str, Any]) -> str:
+    """A redacted reference to a parsed record's content (equal records, equal refs)."""
+    return redact(json.dumps(record, sort_keys=True, default=str))
+
+
 def parse_batch(
     cohort: str, paths: Sequence[str], root: str, ingest_ts: dt.datetime
 ) -> ParsedFiles:
@@ -222,13 +228,16 @@ def parse_batch(
         else:
             reason = None
         # the SHA-256 a user can check with sha256sum, for files with something to report
-        sha256 = hashlib.sha256(data).hexdigest() if reason or parsed.issues else None
         if reason is not None:
+            sha256 = hashlib.sha256(data).hexdigest()
             out.quarantine.append(
                 quarantine_entry(cohort, path.name, sha256, len(data), "file", reason)
             )
             log.warning("bundle %s quarantined: %s", redact(path.name), reason)
             continue
+        duplicates = duplicate_keys(parsed.records)
+        sha256 = hashlib.sha256(data).hexdigest() if parsed.issues or duplicates else None
+        entry = functools.partial(quarantine_entry, cohort, path.name, sha256, len(data))
         if parsed.issues:
             kinds = Counter(issue.reason.split(":", 1)[0] for issue in parsed.issues)
             log.warning(
@@ -239,14 +248,24 @@ def parse_batch(
             )
         for issue in parsed.issues:
             out.quarantine.append(
-                quarantine_entry(
-                    cohort,
-                    path.name,
-                    sha256,
-                    len(data),
-                    "resource",
-                    issue.reason,
-                    resource_type=issue.resource_type,
+                entry("resource", issue.reason, resource_type=issue.resource_type)
+            )
+        if duplicates:
+            log.warning(
+                "bundle %s: %d id(s) used by more than one resource; the last of each is kept",
+                redact(path.name),
+                len(duplicates),
+            )
+        for table, key, kept, dropped in duplicates:
+            reason = f"{table}: {len(dropped) + 1} resources share one id; the last is kept"
+            out.quarantine.append(
+                entry(
+                    "duplicate",
+                    reason,
+                    table=table,
+                    id_ref=redact(key),
+                    kept_ref=_record_ref(kept),
+                    dropped_refs=[_record_ref(r) for r in dropped],
                 )
             )
         builder.add(path.name, len(data), parsed.records)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -122,6 +122,23 @@ def dedup_last(records: Sequence[Record], key: str) -> list[Record]:
     """Keep the last record per primary key; a missing key counts as ``""``."""
     last = {_key(rec.get(key)): rec for rec in records}
     return list(last.values())
+
+
+def duplicate_keys(
+    records: Mapping[str, Sequence[Record]],
+) -> list[tuple[str, str, Record, list[Record]]]:
+    """Records of one bundle that share their table's key: ``(table, key, the record kept
+    (the last, as :func:`dedup_last` keeps), the records dropped)`` for each such key."""
+    out = []
+    for table, recs in records.items():
+        key = spec(table).key
+        seen: dict[str, list[Record]] = {}
+        for rec in recs:
+            seen.setdefault(_key(rec.get(key)), []).append(rec)
+        for k, same in seen.items():
+            if len(same) > 1:
+                out.append((table, k, same[-1], same[:-1]))
+    return out
 
 
 def _key(k: Any) -> str:
