@@ -5,8 +5,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= 4
+# `make monitor`: the panoptes server (docs/monitor.md), on 127.0.0.1 only, with its database
+# under the data root.
+MONITOR_DIR  ?= data/_monitor
+MONITOR_PORT ?= 5000
 
-.PHONY: run test lint fmt dag clean venv crash-campaign
+.PHONY: run test lint fmt dag clean venv crash-campaign monitor
 
 venv: $(VENV)/.installed
 
@@ -31,6 +35,12 @@ test: lint
 # The full crash-safety campaign (about 40 SIGKILL scenarios, 20-30 minutes); CI runs a sample.
 crash-campaign: venv
 	$(BIN)/python -m pytest -m slow tests/test_crash.py -v
+
+# The live run monitor: builds started with `--profile profiles/monitor` report to it.
+monitor: venv
+	@mkdir -p $(MONITOR_DIR)
+	@echo "monitor: http://127.0.0.1:$(MONITOR_PORT) (database $(MONITOR_DIR)/panoptes.db; Ctrl-C stops it)"
+	PANOPTES_DB_URL=sqlite:///$(abspath $(MONITOR_DIR))/panoptes.db exec $(BIN)/panoptes --ip 127.0.0.1 --port $(MONITOR_PORT)
 
 fmt: venv
 	$(BIN)/ruff format .

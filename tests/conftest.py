@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -217,15 +219,33 @@ def no_surfaced_conflicts(proc: subprocess.CompletedProcess[str]) -> None:
         assert needle not in out, needle
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on at 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(url: str, server: subprocess.Popen, name: str) -> None:
+    """Return once ``url`` answers; fail if ``server`` exits or 30 s pass first."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start on {url}") from None
+            time.sleep(0.1)
+
+
 @contextmanager
 def moto_server() -> Iterator[str]:
     """moto's S3 server on a free 127.0.0.1 port, in a process of its own; yields its URL.
 
     A separate process, not a thread: deltalake holds the GIL in some calls
     (``is_deltatable``), so a server thread in the caller's process could not answer them."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
@@ -233,16 +253,56 @@ def moto_server() -> Iterator[str]:
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start on {endpoint}") from None
-                time.sleep(0.1)
+        wait_until_serving(f"{endpoint}/moto-api/", server, "moto_server")
         yield endpoint
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@contextmanager
+def monitor_server(folder: Path) -> Iterator[str]:
+    """The live run monitor as documented, ``make monitor``, on a free 127.0.0.1 port with its
+    database in ``folder``; yields its URL. The running venv stands in for ``.venv`` (``-o``:
+    make does not reinstall it), and the server's output goes to ``folder/server.log``."""
+    port = free_port()
+    venv = BIN.parent
+    cmd = ["make", "-C", str(REPO), "--no-print-directory", "-o", f"{venv}/.installed",
+           "monitor", f"VENV={venv}", f"MONITOR_DIR={folder}", f"MONITOR_PORT={port}"]  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "server.log").open("w") as log:
+        # A session of its own: stopping it stops make and the server it runs.
+        server = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(f"{url}/api/service-info", server, "panoptes")
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def finished_jobs(output: str) -> set[tuple[int, str]]:
+    """(job id, rule) of every job a Snakemake run's console output says finished."""
+    return {(int(j), r) for j, r in re.findall(r"Finished jobid: (\d+) \(Rule: (\w+)\)", output)}
+
+
+def bundle_identifiers(source: Path) -> set[str]:
+    """What must never reach a log: each bundle's file name and stem, and its patients' ids
+    and names."""
+    found: set[str] = set()
+    for f in source.glob("*.json"):
+        found |= {f.name, f.stem}
+        for e in json.loads(f.read_text())["entry"]:
+            r = e["resource"]
+            if r["resourceType"] == "Patient":
+                found.add(r["id"])
+                for name in r.get("name", []):
+                    found.add(name["family"])
+                    found.update(name["given"])
+    return found

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import SAMPLE, snakemake
+from conftest import SAMPLE, bundle_identifiers, snakemake
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.cli import main
@@ -214,18 +214,7 @@ def test_invalid_config_is_refused(tmp_path, sample_source):
 
 def test_logs_and_markers_carry_no_identifiers(built_once):
     workdir, root, source = built_once
-    secrets: set[str] = set()
-    for f in source.iterdir():
-        secrets.add(f.name)
-        secrets.add(f.stem)
-        bundle = json.loads(f.read_text())
-        for e in bundle["entry"]:
-            r = e["resource"]
-            if r["resourceType"] == "Patient":
-                secrets.add(r["id"])
-                for name in r.get("name", []):
-                    secrets.add(name["family"])
-                    secrets.update(name["given"])
+    secrets = bundle_identifiers(source)
     logged = [p for p in (root / "_logs").rglob("*.log")]
     logged += list((root / "_markers").rglob("*.json"))
     logged += list((root / "bronze/_quarantine").rglob("*.json"))
