@@ -1,6 +1,7 @@
 # Helpers only: paths, cohort discovery, input functions and target lists. No rules here.
 # Only light modules are imported: this file is read on every invocation, also a no-op one.
 import os
+import sys
 from pathlib import Path
 
 from fhirhouse import SILVER_TABLES
@@ -16,6 +17,7 @@ from fhirhouse.jobs.bronze import resolve_source
 from fhirhouse.jobs.ops import table_names
 from fhirhouse.jobs.runlog import record_invocation
 from fhirhouse.layout import COHORT_LABEL, Layout
+from fhirhouse import preflight
 from fhirhouse.store.objects import export_state_dir, is_uri
 
 # `root` is a local folder, or an s3:// URI for the data (Bronze, Silver, Gold) with local
@@ -53,6 +55,15 @@ SYNTH_MARKER = LAYOUT.synth_marker
 # With `source: null`: the generated corpus on a fresh root, else the Bronze tree as it is.
 SOURCE = resolve_source(ROOT, config.get("source"))
 SYNTHETIC = SOURCE == SYNTH_DIR
+LAND_INTO = config.get("land_into")
+if not SYNTHETIC and preflight.source_problem(SOURCE):
+    preflight.stop(preflight.source_problem(SOURCE))
+if workflow.is_main_process:
+    # where the data goes, also when run from another folder with -s
+    print(
+        preflight.start_line(ROOT, SOURCE, SYNTHETIC, config, list_cohorts(ROOT)),
+        file=sys.stderr,
+    )
 
 # Bundle files are never declared as inputs: their names embed patient names and ids, and
 # Snakemake prints inputs in job listings and its logs. A state file per folder stands in for
@@ -60,20 +71,36 @@ SYNTHETIC = SOURCE == SYNTH_DIR
 SOURCE_STATE = MARKERS / "bronze" / "_state" / "source.json"
 
 
+_CHECKED = []
+
+
+def check_invocation():
+    """Checks of the command line, run once while the DAG is built (Snakemake hands the
+    settings over only after the Snakefile is read)."""
+    if _CHECKED or workflow.dag_settings is None:
+        return
+    _CHECKED.append(True)
+    problem = preflight.forcerun_problem(
+        workflow.dag_settings.forcerun, workflow.is_rule
+    )
+    if problem:
+        preflight.stop(problem)
+
+
 def source_state(wildcards):
     """The source folder's state: the landing job reruns when a bundle is added or changed."""
+    check_invocation()
     if SOURCE is None:
         return []
     if SYNTHETIC:
         return str(SYNTH_MARKER)
-    if not SOURCE.is_dir():
-        raise WorkflowError(f"config source={str(SOURCE)!r} is not a folder")
     files = sorted(SOURCE.glob("*.json")) + sorted(SOURCE.glob("dicom/*.dcm"))
     return str(sync_state_file(SOURCE_STATE, files))
 
 
 def cohorts():
     """Cohort labels present in Bronze, read after landing has run."""
+    check_invocation()
     checkpoints.land.get()
     return list_cohorts(ROOT)
 
@@ -81,6 +108,7 @@ def cohorts():
 def bronze_state(wildcards):
     """One cohort's Bronze state (its bundles and their DICOM files), read after landing.
     DICOM files of other cohorts' patients do not touch it."""
+    check_invocation()
     checkpoints.land.get()
     files = cohort_inputs(ROOT, wildcards.cohort)
     return str(sync_state_file(LAYOUT.bronze_state(wildcards.cohort), files))
@@ -143,11 +171,21 @@ def in_snakemake(rule, log, wildcards, job, *args, **kwargs):
 
 
 def finish(status, log):
-    """The invocation's run-history row; then end Snakemake's pending rate-limit timers,
-    which would otherwise keep the finished process alive for up to a second."""
+    """The invocation's run-history row and, after a successful build, the summary
+    `fhirhouse run` prints; then end Snakemake's pending rate-limit timers, which would
+    otherwise keep the finished process alive for up to a second."""
     import threading
 
     record_invocation(config["root"], status, log)
+    if status == "success":
+        from snakemake.logging import logger
+
+        from fhirhouse.jobs.runlog import run_id
+        from fhirhouse.summary import build_summary
+
+        text = build_summary(config["root"], run_id())
+        if text:
+            logger.info(f"\n{text}")
     for thread in threading.enumerate():
         if isinstance(thread, threading.Timer):
             thread.cancel()
