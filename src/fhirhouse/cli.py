@@ -430,6 +430,9 @@ def _recorded_invocation(args: argparse.Namespace, command: Any) -> int:
     """Run a building command and add its invocation row to the run history."""
     try:
         code = command(args)
+    except KeyboardInterrupt:
+        _record_end(args, "interrupted")
+        raise
     except BaseException:
         _record_end(args, "failed")
         raise
@@ -572,6 +575,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except jobs.CheckFailed as exc:
         print(f"error: {exc} (checks.on_failure is 'fail')", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C); run the same command again to finish", file=sys.stderr)
+        return 130
     return 1
 
 
