@@ -37,6 +37,11 @@ if _problem:
     preflight.stop(_problem)
 validate(config, "schemas/config.schema.yaml")
 
+# Ctrl-C stops the run every time, and a job just starting prints no traceback.
+_job_prefix = preflight.catch_ctrl_c()
+if _job_prefix:
+    shell.prefix(_job_prefix)
+
 # One id for every job of this invocation; the rule scripts stamp it on their markers.
 os.environ.setdefault("FHIRHOUSE_RUN_ID", uuid.uuid4().hex[:12])
 

@@ -8,6 +8,8 @@ uncaught ``KeyboardInterrupt``), so Snakemake sees the job interrupted, not succ
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from types import TracebackType
 
@@ -28,9 +30,12 @@ def _hook(kind: type[BaseException], value: BaseException, traceback: TracebackT
 
 
 def install() -> None:
-    """Print an uncaught ``KeyboardInterrupt`` as one line (idempotent)."""
+    """Print an uncaught ``KeyboardInterrupt`` as one line (idempotent); take Ctrl-C back
+    when the job's shell held it off while Python started (``fhirhouse.preflight``)."""
     if sys.excepthook is not _hook:
         sys.excepthook = _hook
+    if os.environ.pop("FHIRHOUSE_DEFERRED_SIGINT", None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 install()

@@ -7,9 +7,13 @@ Light on purpose (no polars, no deltalake): the Snakefile imports it on every in
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 #: Config keys renamed, with the name that replaced them (the old one still works, and warns).
@@ -26,6 +30,45 @@ def stop(message: str) -> NoReturn:
     """End the invocation with one ``error:`` line and exit status 1, before any job runs."""
     print(f"error: {message}", file=sys.stderr)
     raise Stopped(1)
+
+
+#: Set in a job's shell when its Python starts with Ctrl-C held off (see :func:`catch_ctrl_c`).
+DEFERRED_SIGINT = "FHIRHOUSE_DEFERRED_SIGINT"
+
+
+#: Snakemake code that catches a KeyboardInterrupt and goes on: its log handler (which
+#: ignores it) and its evaluation of input functions and resources (which turns it into an
+#: InputFunctionException). A Ctrl-C landing there is raised again once the code is left.
+_SWALLOWING = ("snakemake/logging.py", "snakemake/rules.py")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    here = frame
+    while here is not None:
+        if here.f_code.co_filename.replace("\\", "/").endswith(_SWALLOWING):
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+            return
+        here = here.f_back
+    raise KeyboardInterrupt
+
+
+def catch_ctrl_c() -> str | None:
+    """Make Ctrl-C stop a Snakemake run every time; returns the shell prefix for its jobs.
+
+    With Python's own handler a Ctrl-C could be lost and the run went on as if nothing had
+    happened: Snakemake's log handler ignores a KeyboardInterrupt, and its asyncio runners
+    turn one into a task cancellation. A handler of our own (asyncio leaves it alone) raises
+    KeyboardInterrupt where Snakemake lets it through, and a moment later where it would
+    not. Jobs start with SIGINT ignored until their
+    first import (``fhirhouse.interrupt``) takes it back, so that an interpreter just
+    starting never prints a traceback. ``None`` (nothing changed) when this is not the main
+    thread or SIGINT is not Python's default (e.g. ignored in a background run)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None  # signal handlers belong to the main thread
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return None
+    signal.signal(signal.SIGINT, _interrupt)
+    return f"set -euo pipefail; trap '' INT; export {DEFERRED_SIGINT}=1; "
 
 
 def nulls_to_none(config: dict[str, Any], keys: Iterable[str]) -> None:
