@@ -268,7 +268,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for t in done["tables"]:
         print(
-            f"{t['table']}: {t['files_before']:,} -> {plural(t['files_after'], 'file')} "
+            f"{t['table']}: {t['files_before']:,} -> {t['files_after']:,} files "
             f"({t['files_compacted']:,} compacted, {t['files_vacuumed']:,} vacuumed), "
             f"{plural(t['rows'], 'row')}, version {t['version_before']} -> {t['version_after']}, "
             f"{t['seconds']:.1f} s"
