@@ -8,12 +8,14 @@ import os
 import re
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, SAMPLE, _snakemake_command, snakemake
 
+from fhirhouse import preflight
 from fhirhouse.cli import _parser, main
 
 pytestmark = pytest.mark.workflow
@@ -197,6 +199,44 @@ def test_ctrl_c_stops_cleanly_is_recorded_and_a_rerun_finishes(tmp_path, capsys)
     # the README's recovery: run the same command again
     snakemake(tmp_path, "--cores", "2", config=config)
     assert (root / "_markers/gold/manifest.json").exists()
+
+
+def test_a_ctrl_c_that_snakemake_would_swallow_is_raised_once_it_is_out(tmp_path):
+    # Snakemake's log handler catches KeyboardInterrupt and goes on: code compiled under its
+    # file name stands in for it
+    swallowing = {"signal": signal}
+    exec(compile(
+        "def emit(swallowed):\n    try:\n        signal.raise_signal(signal.SIGINT)\n"
+        "    except KeyboardInterrupt:\n        swallowed.append(True)\n",
+        "/venv/site-packages/snakemake/logging.py", "exec",
+    ), swallowing)  # fmt: skip
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert "trap '' INT" in (preflight.catch_ctrl_c() or "")
+        swallowed: list[bool] = []
+        with pytest.raises(KeyboardInterrupt):
+            swallowing["emit"](swallowed)
+            threading.Event().wait(30)  # the interrupt comes again, out of the log handler
+        assert swallowed == []
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_in_the_cli_is_one_line_and_recorded(tmp_path, capsys, monkeypatch):
+    root = tmp_path / "lake"
+    assert main(["run", "--root", str(root), "--source", str(SAMPLE), "--no-gold"]) == 0
+    capsys.readouterr()
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fhirhouse.cli.cmd_run", interrupted)
+    monkeypatch.setenv("FHIRHOUSE_RUN_ID", "secondrun")  # as a second `fhirhouse run` has
+    assert main(["run", "--root", str(root), "--source", str(SAMPLE)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: interrupted (Ctrl-C); run the same command again to finish"]
+    assert main(["history", "--root", str(root)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[3] == "interrupted"
 
 
 # -- item 6: a start line, progress and a summary -----------------------------------------------
