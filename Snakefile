@@ -7,9 +7,13 @@ snakemake maintain --cores 2                          compact, checkpoint, vacuu
 """
 
 import os
+import sys
 import uuid
 
 from snakemake.utils import min_version, validate
+
+from fhirhouse import preflight
+from fhirhouse.config import config_problem, read_schema
 
 min_version("9.0")
 
@@ -18,11 +22,25 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 # `--config source=null` arrives as the string "null": read it as YAML's null.
-for _key in ("source", "cohort"):
-    if str(config.get(_key)).strip().lower() in ("null", "none", "~", ""):
-        config[_key] = None
-
+preflight.nulls_to_none(config, ("source", "land_into", *preflight.DEPRECATED_KEYS))
+try:
+    for _warning in preflight.rename_deprecated(config):
+        print(f"warning: {_warning}", file=sys.stderr)
+except ValueError as _exc:
+    preflight.stop(str(_exc))
+# One line naming the key and what it accepts (Snakemake's validate would print the schema
+# and the whole config); validate then fills in the defaults.
+_problem = config_problem(
+    config, read_schema(os.path.join(workflow.basedir, "schemas", "config.schema.yaml"))
+)
+if _problem:
+    preflight.stop(_problem)
 validate(config, "schemas/config.schema.yaml")
+
+# Ctrl-C stops the run every time, and a job just starting prints no traceback.
+_job_prefix = preflight.catch_ctrl_c()
+if _job_prefix:
+    shell.prefix(_job_prefix)
 
 # One id for every job of this invocation; the rule scripts stamp it on their markers.
 os.environ.setdefault("FHIRHOUSE_RUN_ID", uuid.uuid4().hex[:12])

@@ -31,7 +31,7 @@ checkpoint land:
     params:
         source=str(SOURCE) if SOURCE else None,
         cohorts=config["cohorts"],
-        cohort=config.get("cohort"),
+        cohort=LAND_INTO,
     run:
         from fhirhouse.jobs.bronze import land_job
 

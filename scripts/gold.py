@@ -1,5 +1,6 @@
 """Rule `gold`: recompute one cohort's changed Gold rows and check them."""
 
+import fhirhouse.interrupt  # noqa: F401  first: Ctrl-C ends the job with one line
 from fhirhouse.jobs.gold import gold_job
 from fhirhouse.jobs.rule import run_rule
 

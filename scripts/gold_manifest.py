@@ -1,6 +1,7 @@
 """Rule `gold_manifest`: whole-table checks of every Silver table, the corpus manifest, then
 the report pages."""
 
+import fhirhouse.interrupt  # noqa: F401  first: Ctrl-C ends the job with one line
 from fhirhouse import SILVER_TABLES
 from fhirhouse.jobs.corpus import check_tables_job, gold_manifest_job
 from fhirhouse.jobs.rule import run_rule

@@ -1,5 +1,6 @@
 """Rules `maintain_<table>`: compact, checkpoint and vacuum one Delta table."""
 
+import fhirhouse.interrupt  # noqa: F401  first: Ctrl-C ends the job with one line
 from fhirhouse.jobs.ops import maintain_job
 from fhirhouse.jobs.rule import run_rule
 

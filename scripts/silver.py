@@ -1,5 +1,6 @@
 """Rule `silver`: parse what changed in one cohort, write its ten tables, check the slices."""
 
+import fhirhouse.interrupt  # noqa: F401  first: Ctrl-C ends the job with one line
 from fhirhouse import SILVER_TABLES
 from fhirhouse.jobs.rule import run_rule
 from fhirhouse.jobs.silver import silver_job

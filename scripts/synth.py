@@ -1,5 +1,6 @@
 """Rule `synth`: generate the default synthetic corpus."""
 
+import fhirhouse.interrupt  # noqa: F401  first: Ctrl-C ends the job with one line
 from fhirhouse.jobs.bronze import synth_job
 from fhirhouse.jobs.rule import run_rule
 

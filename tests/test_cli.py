@@ -25,7 +25,7 @@ def test_run_lands_builds_and_prints_a_summary(tmp_path, capsys):
     marker = json.loads((root / "_markers/silver/cohort=A.json").read_text())
     assert marker["tables"]["observation"]["rows"] > 0 and marker["layer"] == "silver"
 
-    assert main(["run", "--root", str(root), "--source", str(SAMPLE), "--cohort", "B"]) == 0
+    assert main(["run", "--root", str(root), "--source", str(SAMPLE), "--only", "B"]) == 0
     out = capsys.readouterr().out
     assert "(0 new, 0 changed)" in out and "[1/1] cohort B" in out
 
@@ -43,8 +43,8 @@ def test_run_new_drop_into_named_cohort(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--cohort", "Z"], "no such cohort in Bronze: Z"),
-        (["--land-into", "../evil"], "invalid configuration at cohort"),
+        (["--only", "Z"], "no such cohort in Bronze: Z"),
+        (["--land-into", "../evil"], "invalid configuration at land_into"),
         (["--cohorts", "0"], "invalid configuration at cohorts"),
     ],
 )

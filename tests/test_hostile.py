@@ -40,14 +40,14 @@ def test_hostile_cohort_labels_are_refused_by_the_cli(tmp_path, sample_source, l
 
 
 def test_hostile_cohort_labels_are_refused_by_the_workflow(tmp_path, sample_source):
-    for config in ({"cohort": "../x"}, {"cohorts": "[A,'b;c']"}):
+    for config in ({"land_into": "../x"}, {"cohorts": "[A,'b;c']"}):
         proc = snakemake(
             tmp_path, "--cores", "1", "-n", check=False,
             config={"root": tmp_path / "root", "source": sample_source, **config},
         )  # fmt: skip
         out = proc.stdout + proc.stderr
         assert proc.returncode != 0
-        assert "Error validating config file" in out and "Traceback" not in out
+        assert "error: invalid configuration at " in out and "Traceback" not in out
     assert not (tmp_path / "root").exists()
 
 

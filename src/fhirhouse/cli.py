@@ -1,6 +1,6 @@
 """``fhirhouse``: run the pipeline without Snakemake, with the same job functions.
 
-fhirhouse run [--root DIR] [--source DIR] [--cohort X ...] [--cohorts N] [--land-into D]
+fhirhouse run [--root DIR] [--source DIR] [--only X ...] [--cohorts N] [--land-into D]
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fhirhouse import SILVER_TABLES, __version__, jobs, logs
+from fhirhouse import __version__, jobs, logs, summary
 from fhirhouse import status as status_mod
-from fhirhouse.bronze.landing import cohort_inputs, list_cohorts, sync_state_file
+from fhirhouse.bronze.landing import cohort_inputs, fhir_dir, list_cohorts, sync_state_file
 from fhirhouse.bronze.synth import SYNTH_FIELDS
 from fhirhouse.config import ConfigError, load_config
+from fhirhouse.preflight import landing_labels, source_problem
 from fhirhouse.store.delta import check_cohort_label
 from fhirhouse.store.objects import export_state_dir, is_uri, state_dir
+from fhirhouse.words import plural
 
 log = logging.getLogger("fhirhouse.cli")
 
@@ -63,8 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     _root_args(run)
     run.add_argument(
         "--source",
-        help="folder of bundle *.json files to land (config `source`); "
-        "omit to use the existing Bronze tree",
+        help="folder of bundle *.json files to land (config `source`); omitted and with "
+        "`source: null`: a generated corpus (config `synth`) on a fresh root, the existing "
+        "Bronze tree on a root that has one",
     )
     run.add_argument(
         "--no-source",
@@ -79,14 +82,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--land-into",
         metavar="LABEL",
-        help="land every new file into this cohort (a new drop; config `cohort`)",
+        help="land every new file into this cohort (a new drop; config `land_into`)",
     )
     run.add_argument(
-        "--cohort",
+        "--only",
         action="append",
-        metavar="X",
+        metavar="COHORT",
         help="build only this cohort (repeatable; default: every cohort in Bronze)",
     )
+    # the former name of --only, kept working (it warns): `cohort` also named the landing one
+    run.add_argument("--cohort", action="append", dest="only_deprecated", help=argparse.SUPPRESS)
     run.add_argument("--no-gold", action="store_true", help="build Bronze and Silver only")
     run.add_argument(
         "--cores",
@@ -187,7 +192,11 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--source", help="watch this landing folder of *.json bundles (default: Bronze)"
     )
-    watch.add_argument("--land-into", metavar="LABEL", help="with --source: land into LABEL")
+    watch.add_argument(
+        "--land-into",
+        metavar="LABEL",
+        help="with --source: land every new file into this cohort (config `land_into`)",
+    )
     watch.add_argument(
         "--interval", type=float, default=30.0, help="seconds between polls (default 30)"
     )
@@ -208,18 +217,6 @@ def _parser() -> argparse.ArgumentParser:
         "--dir", type=Path, default=Path("."), help="repository root (default: .)"
     )
     return p
-
-
-def _summary(root: str, results: dict[str, dict[str, dict]]) -> str:
-    cohorts = sorted(results)
-    width = max(len(t) for t in SILVER_TABLES) + 2
-    head = "table".ljust(width) + "".join(c.rjust(10) for c in cohorts) + "version".rjust(10)
-    lines = [head, "-" * len(head)]
-    versions = jobs.silver_versions(root)
-    for table in SILVER_TABLES:
-        cells = "".join(str(results[c][table]["rows"]).rjust(10) for c in cohorts)
-        lines.append(table.ljust(width) + cells + str(versions[table]).rjust(10))
-    return "\n".join(lines)
 
 
 def _job(root: str, rule: str, label: str | None, fn: Any, /, *a: Any, **kw: Any) -> Any:
@@ -271,9 +268,9 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for t in done["tables"]:
         print(
-            f"{t['table']}: {t['files_before']} -> {t['files_after']} files "
-            f"({t['files_compacted']} compacted, {t['files_vacuumed']} vacuumed), "
-            f"{t['rows']} rows, version {t['version_before']} -> {t['version_after']}, "
+            f"{t['table']}: {t['files_before']:,} -> {t['files_after']:,} files "
+            f"({t['files_compacted']:,} compacted, {t['files_vacuumed']:,} vacuumed), "
+            f"{plural(t['rows'], 'row')}, version {t['version_before']} -> {t['version_after']}, "
             f"{t['seconds']:.1f} s"
         )
     if not done["tables"]:
@@ -302,9 +299,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         "root": args.root,
         "source": args.source,
         "cohorts": args.cohorts,
-        "cohort": args.land_into,
+        "land_into": args.land_into,
     }
     cfg = load_config(args.config, overrides)
+    if args.only_deprecated:
+        print("warning: `fhirhouse run --cohort` is deprecated; use --only", file=sys.stderr)
+        args.only = (args.only or []) + args.only_deprecated
+    if cfg["source"] and not args.no_source:
+        name = "--source" if args.source else "config source"
+        problem = source_problem(Path(cfg["source"]), name)
+        if problem:
+            raise FileNotFoundError(problem)  # before anything is written
+    if args.no_source and not list_cohorts(cfg["root"]):
+        raise FileNotFoundError(
+            f"no source folder given and no Bronze cohorts under {fhir_dir(cfg['root'])}"
+            "; set `source` (config or --source) to a folder of bundle *.json files"
+        )
+    if args.only:
+        # a cohort that neither exists nor can be landed now: refused before anything is written
+        possible = set(list_cohorts(cfg["root"]))
+        if not args.no_source:
+            possible |= set(landing_labels(cfg["cohorts"], cfg["land_into"]))
+        unknown = sorted(set(args.only) - possible)
+        if unknown:
+            raise FileNotFoundError(f"no such cohort in Bronze: {', '.join(unknown)}")
     started = time.monotonic()
     from fhirhouse.jobs.parse import ParsePool
 
@@ -329,15 +347,15 @@ def _run(args: argparse.Namespace, cfg: dict[str, Any], pool: Any, started: floa
         )  # fmt: skip
     landed = _job(
         root, "land", None, jobs.land_job, root, source,
-        cohorts=cfg["cohorts"], cohort=cfg["cohort"],
+        cohorts=cfg["cohorts"], cohort=cfg["land_into"],
     )  # fmt: skip
     print(
-        f"bronze: {landed['file_count']} files in {len(landed['cohorts'])} cohorts "
-        f"({sum(landed['new_files'].values())} new, "
-        f"{sum(landed['replaced_files'].values())} changed)"
+        f"bronze: {plural(landed['file_count'], 'file')} in "
+        f"{plural(len(landed['cohorts']), 'cohort')} ({sum(landed['new_files'].values()):,} new, "
+        f"{sum(landed['replaced_files'].values()):,} changed)"
     )
     available = list_cohorts(root)
-    wanted = [check_cohort_label(c) for c in args.cohort] if args.cohort else available
+    wanted = [check_cohort_label(c) for c in args.only] if args.only else available
     missing = sorted(set(wanted) - set(available))
     if missing:
         print(f"error: no such cohort in Bronze: {', '.join(missing)}", file=sys.stderr)
@@ -353,39 +371,29 @@ def _run(args: argparse.Namespace, cfg: dict[str, Any], pool: Any, started: floa
             root, "silver", cohort, jobs.silver_job, root, cohort,
             pool=pool, policy=policy, overrides=silver_rules,
         )  # fmt: skip
-        m = silver.marker
-        results[cohort] = m["tables"]
-        q = m["quarantined_files"]
-        line = (
-            f"[{n}/{len(wanted)}] cohort {cohort}: {m['files']} bundles "
-            f"({m['parsed_files']} parsed{f', {q} quarantined' if q else ''}), checks "
-            f"{'passed' if m['checks_passed'] else 'FAILED'}"
-        )
+        results[cohort] = silver.marker["tables"]
+        g = None
         if not args.no_gold:
             g = _job(
                 root, "gold", cohort, jobs.gold_job, root, cohort,
                 policy=policy, max_age=max_age, slices=silver.slices,
             )  # fmt: skip
-            line += (
-                f"; gold {g['rows']:,} rows (+{g['inserted']} ~{g['updated']} -{g['deleted']}),"
-                f" checks {'passed' if g['checks_passed'] else 'FAILED'}"
-            )
+        line = f"[{n}/{len(wanted)}] {summary.cohort_line(cohort, silver.marker, g)}"
         del silver
         _release_memory()  # a cohort's rows are done with: hand their memory back
         print(f"{line} in {time.monotonic() - t0:.1f} s")
     print()
-    print(_summary(root, results))
-    tables = _job(
+    print(summary.rows_table(root, results))
+    _job(
         root, "check_tables", None, jobs.check_tables_job, root,
         overrides=silver_rules, policy=policy,
     )  # fmt: skip
-    if not tables["passed"]:
-        print(f"\nwhole-table checks failing (details in {layout.check_tables_md()}):")
-        for line in status_mod.table_check_lines(root):
-            print(line)
+    failing = summary.table_checks(root)
+    if failing:
+        print("\n" + "\n".join(failing))
     if not args.no_gold:
         _write_manifest(root)
-    print(f"\ndone in {time.monotonic() - started:.1f} s; tables under {root}/")
+    print(f"\ndone in {time.monotonic() - started:.1f} s; data under {summary.where(root)}/")
     return 0
 
 
@@ -402,10 +410,7 @@ def _release_memory() -> None:
 
 def _write_manifest(root: str) -> None:
     manifest = _job(root, "gold_manifest", None, jobs.gold_manifest_job, root)
-    print(
-        f"gold.encounter_summary: {manifest['row_count']:,} rows, version "
-        f"{manifest['gold_delta_version']}; manifest {jobs.Layout.of(root).corpus_manifest}"
-    )
+    print(summary.manifest_line(root, manifest))
 
 
 def _build_gold(
@@ -414,8 +419,8 @@ def _build_gold(
     for cohort in cohorts:
         m = _job(root, "gold", cohort, jobs.gold_job, root, cohort, policy=policy, max_age=max_age)
         print(
-            f"gold cohort {cohort}: {m['rows']:,} rows "
-            f"(+{m['inserted']} ~{m['updated']} -{m['deleted']}) in {m['seconds']:.2f} s; "
+            f"gold cohort {cohort}: {plural(m['rows'], 'row')} "
+            f"(+{m['inserted']:,} ~{m['updated']:,} -{m['deleted']:,}) in {m['seconds']:.2f} s; "
             f"checks {'passed' if m['checks_passed'] else 'FAILED'}"
         )
     _write_manifest(root)
@@ -426,6 +431,9 @@ def _recorded_invocation(args: argparse.Namespace, command: Any) -> int:
     try:
         code = command(args)
     except ConfigError:  # refused before anything ran: nothing to record
+        raise
+    except KeyboardInterrupt:
+        _record_end(args, "interrupted")
         raise
     except BaseException:
         _record_end(args, "failed")
@@ -479,12 +487,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
         except ValueError:
             print(f"error: --set {item!r}: {value!r} is not a number", file=sys.stderr)
             return 2
-    summary = write_corpus(
+    done = write_corpus(
         args.out, args.patients, args.seed, SynthProfile(**settings), progress=not args.quiet
     )
     print(
-        f"wrote {summary['patients']} bundles ({summary['bundle_bytes'] / 2**20:,.1f} MiB) and "
-        f"{summary['dicom_files']} DICOM files to {args.out} in {summary['seconds']:.1f} s"
+        f"wrote {plural(done['patients'], 'bundle')} ({done['bundle_bytes'] / 2**20:,.1f} MiB) "
+        f"and {plural(done['dicom_files'], 'DICOM file')} to {args.out} in "
+        f"{done['seconds']:.1f} s"
     )
     return 0
 
@@ -504,12 +513,35 @@ def cmd_contract(args: argparse.Namespace) -> int:
     return 0
 
 
+class _NotTheJobFailure(logging.Filter):
+    """The CLI prints a failed job's reason as its one ``error:`` line: the job's own
+    "job ... failed" log record would say it twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "fhirhouse.jobs.runlog" and record.levelno >= logging.ERROR)
+
+
+def _require_root(args: argparse.Namespace) -> None:
+    """Refuse a root that does not exist (a typo must not look like an empty lake), before
+    anything is written."""
+    root = load_config(args.config, {"root": args.root})["root"]
+    if not state_dir(root).is_dir():
+        where = root if is_uri(root) else Path(root).resolve()
+        extra = f" (its state folder {state_dir(root)} does not exist)" if is_uri(root) else ""
+        raise FileNotFoundError(
+            f"no lakehouse at {where}{extra}; check --root (or config `root`), or build one "
+            "with `snakemake` or `fhirhouse run`"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     verbose = getattr(args, "verbose", False)
     logs.configure(
         level="DEBUG" if verbose else "INFO", console_level="DEBUG" if verbose else "WARNING"
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NotTheJobFailure())
     try:
         if hasattr(args, "root"):
             _export_state_dir(args)
@@ -519,6 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_contract(args)
         if args.command == "synth":
             return cmd_synth(args)
+        if args.command in ("status", "history", "rollback", "maintain"):
+            _require_root(args)
         if args.command in ("status", "history"):
             root = load_config(args.config, {"root": args.root})["root"]
             if args.command == "status":
@@ -543,6 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except jobs.CheckFailed as exc:
         print(f"error: {exc} (checks.on_failure is 'fail')", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C); run the same command again to finish", file=sys.stderr)
+        return 130
     return 1
 
 

@@ -7,6 +7,7 @@ a dangerous root (:func:`fhirhouse.layout.check_root`).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +38,54 @@ def load_config(
     for key, value in (overrides or {}).items():
         if value is not None:
             cfg[key] = value
+    from fhirhouse.preflight import rename_deprecated
+
+    try:
+        for warning in rename_deprecated(cfg):
+            print(f"warning: {warning}", file=sys.stderr)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     schema_file = Path(schema_path) if schema_path else path.parent.parent / DEFAULT_SCHEMA
-    if not schema_file.exists():
-        schema_file = Path(__file__).resolve().parents[2] / DEFAULT_SCHEMA
-    schema = yaml.safe_load(schema_file.read_text())
+    schema = read_schema(schema_file if schema_file.exists() else DEFAULT_SCHEMA)
     for key, prop in schema.get("properties", {}).items():
         if key not in cfg and "default" in prop:
             cfg[key] = prop["default"]
-    try:
-        jsonschema.Draft202012Validator(schema).validate(cfg)
-    except jsonschema.ValidationError as exc:
-        where = ".".join(str(p) for p in exc.absolute_path) or "(top level)"
-        raise ConfigError(f"invalid configuration at {where}: {exc.message}") from None
+    problem = config_problem(cfg, schema)
+    if problem:
+        raise ConfigError(problem)
     try:
         check_root(cfg["root"], cfg.get("source"))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return cfg
+
+
+def read_schema(path: str | Path = DEFAULT_SCHEMA) -> dict[str, Any]:
+    """The config schema at ``path`` (relative paths: against the repository)."""
+    path = Path(path)
+    if not path.is_absolute() and not path.exists():
+        path = Path(__file__).resolve().parents[2] / path
+    return yaml.safe_load(path.read_text())
+
+
+def config_problem(cfg: dict[str, Any], schema: dict[str, Any]) -> str | None:
+    """The first thing wrong with ``cfg`` as one line naming the key and what it accepts
+    (never the schema or the whole config), or ``None`` when it validates."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
+    if not errors:
+        return None
+    exc = errors[0]
+    path = [str(p) for p in exc.absolute_path]
+    if exc.validator == "additionalProperties" and isinstance(exc.instance, dict):
+        known = list(exc.schema.get("properties") or {})
+        extra = sorted(k for k in exc.instance if k not in known)
+        key = ".".join([*path, str(extra[0])]) if extra else ".".join(path)
+        return f"invalid configuration: unknown key {key!r}; allowed keys: {', '.join(known)}"
+    head = f"invalid configuration at {'.'.join(path) or '(top level)'}:"
+    if exc.validator == "enum":
+        return f"{head} {exc.instance!r} is not one of: {', '.join(map(str, exc.validator_value))}"
+    expected = exc.schema.get("description") if exc.validator in ("oneOf", "anyOf") else None
+    if expected:
+        return f"{head} {exc.instance!r} is not valid; expected {expected}"
+    return f"{head} {exc.message}"

@@ -25,6 +25,7 @@ from fhirhouse.jobs.verify import Damage, find_damage
 from fhirhouse.layout import Layout
 from fhirhouse.store.atomic import read_json_if_valid
 from fhirhouse.store.history import read_run_history, run_history_path
+from fhirhouse.words import plural
 
 LAYER_RULES: dict[str, set[str]] = {
     "bronze": {"bronze"},
@@ -106,7 +107,7 @@ def cohort_statuses(root: str | Path) -> list[CohortStatus]:
         bronze = _state(
             failed.get(("bronze", cohort)),
             read_json_if_valid(bronze_m),
-            f"{len(files)} files",
+            plural(len(files), "file"),
             changed,
         )
         edited, gone = changed_since_landing(root, cohort)
@@ -227,15 +228,15 @@ def render_history(root: str | Path, last: int = 10, show_jobs: bool = False) ->
     if table.is_empty():
         return f"no run history under {run_history_path(root)}"
     lines = [
-        f"{'run id':<14}{'started (UTC)':<21}{'outcome':<10}{'jobs':>6}{'failed':>8}"
-        f"{'rows':>10}{'wall s':>9}  cohorts"
+        f"{'run id':<14}{'started (UTC)':<21}{'outcome':<12}{'jobs':>6}{'failed':>8}"
+        f"{'rows':>12}{'wall s':>9}  cohorts"
     ]
     for r in table.iter_rows(named=True):
         outcome = r["outcome"] or ("failed" if r["failed"] else "incomplete")
-        wall = f"{r['wall_s']:.1f}" if r["wall_s"] is not None else "-"
+        wall = f"{r['wall_s']:,.1f}" if r["wall_s"] is not None else "-"
         lines.append(
-            f"{r['run_id']:<14}{str(r['started'])[:19]:<21}{outcome:<10}{r['jobs']:>6}"
-            f"{r['failed']:>8}{r['rows_written'] or 0:>10}{wall:>9}  {','.join(r['cohorts'])}"
+            f"{r['run_id']:<14}{str(r['started'])[:19]:<21}{outcome:<12}{r['jobs']:>6,}"
+            f"{r['failed']:>8,}{r['rows_written'] or 0:>12,}{wall:>9}  {','.join(r['cohorts'])}"
         )
         if show_jobs:
             jobs = read_run_history(root).filter(
@@ -243,7 +244,7 @@ def render_history(root: str | Path, last: int = 10, show_jobs: bool = False) ->
             )
             for j in jobs.sort("started_at").iter_rows(named=True):
                 lines.append(
-                    f"    {j['rule']:<28}{j['cohort'] or '':<8}{j['status']:<9}"
+                    f"    {j['rule']:<28}{j['cohort'] or '':<8}{j['status']:<12}"
                     f"{j['duration_s']:>7.2f}s  {j['message']}"
                 )
     return "\n".join(lines)
@@ -269,7 +270,7 @@ def render_table_history(root: str | Path, name: str, last: int = 10) -> str:
         return ("-" if x is None else str(x))[: width - 1].ljust(width)
 
     def num(x: Any) -> str:
-        return ("-" if x is None else str(x)).rjust(7)
+        return ("-" if x is None else f"{x:,}").rjust(7)
 
     for v in history(path, last):
         when = dt.datetime.fromtimestamp((v["timestamp"] or 0) / 1000, dt.UTC)

@@ -31,6 +31,7 @@ import yaml
 
 from fhirhouse.bronze import landing
 from fhirhouse.layout import Layout
+from fhirhouse.preflight import Stopped
 from fhirhouse.redact import name_key
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ class Watcher:
             "source": str(self.source) if self.source is not None else None,
         }
         if self.source is not None and self.land_into:
-            config["cohort"] = self.land_into
+            config["land_into"] = self.land_into
         before = self._silver_runs()
         log.info("trigger: %s; one snakemake run", what)
         started = time.monotonic()
@@ -187,7 +188,7 @@ class Watcher:
                 workdir=self.workdir,
                 configfiles=self.configfiles,
             )
-        except Exception as exc:  # the watcher keeps watching; the run's own log has details
+        except (Exception, Stopped) as exc:  # the watcher goes on; the run's log has details
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             outcome = f"failed ({type(exc).__name__}: {first})"
         built = sorted(c for c, rid in self._silver_runs().items() if before.get(c) != rid)

@@ -40,6 +40,14 @@ from fhirhouse.store.atomic import write_json_atomic
 from fhirhouse.store.objects import StorePath, is_uri
 
 log = logging.getLogger(__name__)
+# Progress of a parse: in the job log, and on the console of a Snakemake build (logs.PROGRESS)
+progress = logging.getLogger("fhirhouse.progress")
+
+
+def progress_marks(n: int) -> set[int]:
+    """After which of ``n`` bundles to report progress: each quarter, and every 500."""
+    return {-(-n * k // 4) for k in range(1, 5)} | set(range(500, n, 500))
+
 
 BundlePath = Path | StorePath
 #: Records are turned into Arrow tables every this many input bytes (bounds memory).
@@ -205,9 +213,10 @@ def _record_ref(record: dict[str, Any]) -> str:
 
 
 def parse_batch(
-    cohort: str, paths: Sequence[str], root: str, ingest_ts: dt.datetime
+    cohort: str, paths: Sequence[str], root: str, ingest_ts: dt.datetime, report: bool = False
 ) -> ParsedFiles:
-    """Read and parse each bundle once; bad files are quarantined, the rest goes on.
+    """Read and parse each bundle once; bad files are quarantined, the rest goes on. With
+    ``report``, the progress goes to the progress log (else to this module's log).
 
     Module-level and on plain strings so that a worker process can run it."""
     dicom = DicomIndex.for_root(root)
@@ -215,6 +224,7 @@ def parse_batch(
     out = ParsedFiles(tables={})
     builder = _Builder(cohort, ingest_ts, out)
     started = time.monotonic()
+    marks = progress_marks(len(paths))
     for i, path in enumerate(map(_as_path, paths), 1):
         data = path.read_bytes()
         out.bytes += len(data)
@@ -269,8 +279,8 @@ def parse_batch(
                 )
             )
         builder.add(path.name, len(data), parsed.records)
-        if i % 100 == 0:
-            log.info(
+        if i in marks:
+            (progress if report else log).info(
                 "cohort %s: parsed %d/%d bundles (%.1f s)",
                 cohort,
                 i,
@@ -301,8 +311,13 @@ def _log_file() -> str | None:
 
 
 def _worker_logging(log_file: str | None, level: int) -> None:
-    """A worker logs into the job's log file, like the job itself (never to the console)."""
+    """A worker logs into the job's log file, like the job itself (never to the console).
+    Ctrl-C ends it at once and silently; the job's own process reports the interrupt."""
+    import signal
+
     from fhirhouse import logs
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     logs.configure(log_file, level=level, console_level="CRITICAL")
 
@@ -380,17 +395,23 @@ def parse_paths(
         n = parse_workers(total, workers)
     n = min(n, max(1, len(paths)))
     if n == 1:
-        return parse_batch(cohort, [str(p) for p in paths], str(root), ingest_ts)
+        return parse_batch(cohort, [str(p) for p in paths], str(root), ingest_ts, report=True)
     shares = _shares(paths, sizes, n)
-    log.info("cohort %s: parsing %d bundles on %d processes", cohort, len(paths), n)
+    progress.info("cohort %s: parsing %d bundles on %d processes", cohort, len(paths), n)
     executor = warm if warm is not None else _executor(n - 1)
     try:
         futures = [
             executor.submit(parse_batch, cohort, share, str(root), ingest_ts)
             for share in shares[1:]
         ]
-        mine = parse_batch(cohort, shares[0], str(root), ingest_ts)
-        parts = [mine, *(f.result() for f in futures)]
+        # this process's share first, then each worker's as it is collected
+        results = [lambda: parse_batch(cohort, shares[0], str(root), ingest_ts)]
+        parts: list[ParsedFiles] = []
+        done = 0
+        for share, result in zip(shares, results + [f.result for f in futures], strict=True):
+            parts.append(result())
+            done += len(share)
+            progress.info("cohort %s: parsed %d/%d bundles", cohort, done, len(paths))
     finally:
         if executor is not warm:
             executor.shutdown()

@@ -25,11 +25,13 @@ def _marker(result: Any) -> Any:
 def run_rule(smk: Any, job: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """Run ``job(root, [cohort,] *args, **kwargs)`` for the ``snakemake`` object of a rule
     script; the cohort comes from the ``cohort`` wildcard when the rule has one."""
-    from fhirhouse import logs
+    from fhirhouse import interrupt, logs
 
     root = smk.config["root"]
     cohort = getattr(smk.wildcards, "cohort", None)
-    logs.configure(smk.log[0])
+    interrupt.install()
+    interrupt.name_job(f"job {smk.rule}" + (f" cohort {cohort}" if cohort else ""))
+    logs.configure(smk.log[0], progress_console=True)
     head = (root,) if cohort is None else (root, cohort)
     try:
         with recorded(root, smk.rule, cohort) as record:

@@ -155,6 +155,14 @@ def recorded(root: str | Path, rule: str, cohort: str | None = None) -> Iterator
     }
     try:
         yield record
+    except KeyboardInterrupt:
+        # Ctrl-C: not a failure of the job; the next run redoes it (it left no marker)
+        log.info("job %s%s interrupted", rule, f" cohort {cohort}" if cohort else "")
+        _record_run(
+            root, **common, duration_s=time.monotonic() - t0, status="interrupted",
+            message="KeyboardInterrupt",
+        )  # fmt: skip
+        raise
     except BaseException as exc:
         problem = storage_problem(exc)
         error = (
@@ -184,12 +192,17 @@ def _record_run(root: str | Path, **row: Any) -> None:
         log.warning("could not append to run history (%s)", problem)
 
 
+#: What Snakemake logs when Ctrl-C (SIGINT) stops a run.
+SNAKEMAKE_INTERRUPTED = "Terminating processes on user request"
+
+
 def record_invocation(
     root: str | Path, status: str, snakemake_log: str | list[str] | None = None
 ) -> None:
     """One row per Snakemake invocation (from its ``onsuccess`` / ``onerror`` handlers).
 
-    ``snakemake_log`` is the handler's ``log`` (a path, or a list of paths in Snakemake 9).
+    ``snakemake_log`` is the handler's ``log`` (a path, or a list of paths in Snakemake 9);
+    a failed run whose log shows Ctrl-C is recorded as ``interrupted``.
     A history write that fails is logged, never raised: it must not fail the run.
     """
     logs_ = [snakemake_log] if isinstance(snakemake_log, str) else list(snakemake_log or [])
@@ -200,7 +213,11 @@ def record_invocation(
         text = path.read_text(errors="replace")
         failed = text.count("Error in rule ")
         done = [ln for ln in text.splitlines() if "steps (" in ln and " done" in ln]
-        message = f"{failed} failed jobs" + (f"; {done[-1].strip()}" if done else "")
+        if status == "failed" and SNAKEMAKE_INTERRUPTED in text:
+            status, what = "interrupted", f"Ctrl-C stopped {failed} running jobs"
+        else:
+            what = f"{failed} failed jobs"
+        message = what + (f"; {done[-1].strip()}" if done else "")
     try:
         _record_invocation(root, status, message)
     except Exception as exc:
