@@ -262,3 +262,16 @@ def test_cohort_dedup_keeps_each_keys_last_row_by_file_and_entry():
         ("c", 4),
         ("d", 6),
     ]
+
+
+def test_fhirhouse_run_lands_a_tampered_bronze_file_again_and_says_so(tmp_path, sample_source):
+    root = tmp_path / "lake"
+    args = ("run", "--root", str(root), "--source", str(sample_source), "--no-gold")
+    assert fhirhouse(*args, cwd=tmp_path).returncode == 0
+    copy = sorted(landing.fhir_dir(root).glob("cohort=A/*.json"))[0]
+    original = copy.read_bytes()
+    copy.write_bytes(original + b" ")  # valid JSON, other bytes
+    proc = fhirhouse(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 landed again (Bronze had changed)" in proc.stdout
+    assert copy.read_bytes() == original

@@ -16,7 +16,13 @@ from typing import Any
 
 from fhirhouse import __version__, jobs, logs, summary
 from fhirhouse import status as status_mod
-from fhirhouse.bronze.landing import cohort_inputs, fhir_dir, list_cohorts, sync_state_file
+from fhirhouse.bronze.landing import (
+    cohort_inputs,
+    fhir_dir,
+    list_cohorts,
+    restored_note,
+    sync_state_file,
+)
 from fhirhouse.bronze.synth import SYNTH_FIELDS
 from fhirhouse.config import ConfigError, load_config
 from fhirhouse.preflight import landing_labels, source_problem
@@ -352,7 +358,8 @@ def _run(args: argparse.Namespace, cfg: dict[str, Any], pool: Any, started: floa
     print(
         f"bronze: {plural(landed['file_count'], 'file')} in "
         f"{plural(len(landed['cohorts']), 'cohort')} ({sum(landed['new_files'].values()):,} new, "
-        f"{sum(landed['replaced_files'].values()):,} changed)"
+        f"{sum(landed['replaced_files'].values()):,} changed"
+        f"{restored_note(landed.get('restored_files') or {})})"
     )
     available = list_cohorts(root)
     wanted = [check_cohort_label(c) for c in args.only] if args.only else available

@@ -34,6 +34,7 @@ from fhirhouse.layout import check_cohort_label
 from fhirhouse.redact import RedactedError, name_key, redact
 from fhirhouse.store.atomic import write_json_atomic
 from fhirhouse.store.objects import StorePath, data_root, state_dir
+from fhirhouse.words import plural
 
 # A Bronze path: a local file or folder, or a key on an object store.
 BronzePath = Path | StorePath
@@ -402,6 +403,12 @@ def bronze_drift(root: str | Path, source: str | Path) -> list[list[str]]:
     return sorted(out)
 
 
+def restored_note(restored: dict[str, int]) -> str:
+    """``", 1 landed again (Bronze had changed)"`` for a landing that restored files."""
+    n = sum(restored.values())
+    return f", {n:,} landed again (Bronze had changed)" if n else ""
+
+
 def changed_since_landing(root: str | Path, cohort: str) -> tuple[int, int]:
     """How many of the cohort's landed bundles no longer hold the bytes landed, and how many
     are gone from Bronze (by landing's index; ``fhirhouse status`` shows them)."""
@@ -501,10 +508,9 @@ def land(
         write_json_atomic(landed_index_path(root), index)
         for label, n in sorted(result.restored.items()):
             log.warning(
-                "cohort %s: %d Bronze file(s) had changed or vanished since landing; "
-                "landed again from the source",
+                "cohort %s: %s changed or vanished since landing; landed again from the source",
                 label,
-                n,
+                plural(n, "Bronze file"),
             )
         log.info(
             "landed %d new and %d changed bundle files (%d unchanged) into cohorts %s",
@@ -548,7 +554,7 @@ def _land_dicom(src: Path, dst: BronzePath, index: dict[str, list]) -> int:
         index[key] = [*stat, digest or previous]
     copied = sum(d is not None for d in digests)
     if copied:
-        log.info("landed %d DICOM files", copied)
+        log.info("landed %s", plural(copied, "DICOM file"))
     return copied
 
 
