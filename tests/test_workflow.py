@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import SAMPLE, snakemake
+from conftest import SAMPLE, requires_dot, snakemake
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.cli import main
@@ -185,6 +185,7 @@ def test_existing_bronze_tree_without_source(tmp_path, sample_source):
     assert (root / "_markers/silver/cohort=y.json").exists()
 
 
+@requires_dot
 def test_dag_and_rulegraph_render(built_once):
     workdir, root, source = built_once
     cfg = {"root": root, "source": source}
