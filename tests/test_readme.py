@@ -220,9 +220,20 @@ def cohort_b_gold_built(repo: Path, output: str) -> None:
     assert gold.startswith("built ("), row
 
 
+def every_table_maintained(repo: Path, output: str) -> None:
+    """`snakemake maintain` runs one job per table (tests/test_operations.py, marked slow,
+    checks the rows and markers too)."""
+    from fhirhouse import SILVER_TABLES
+    from fhirhouse.jobs.ops import OPS_TABLES
+
+    for table in [*SILVER_TABLES, "gold", *OPS_TABLES]:
+        assert f"rule maintain_{table}:" in output, table
+
+
 AFTER: dict[str, Callable[[Path, str], None]] = {
     r"^make run$": every_check_passed,
     r"cohort=B\.json --forcerun silver$": cohort_b_gold_built,
+    r"^snakemake maintain$": every_table_maintained,
 }
 
 
