@@ -68,7 +68,7 @@ def test_run_checks_and_history(tmp_path, capsys):
     assert main(["run", "--root", str(root), "--source", str(SAMPLE)]) == 0
     out = capsys.readouterr().out
     assert "cohort A: 2 bundles (2 parsed), checks passed" in out
-    assert "whole-table checks failing" in out and "min_rows<100(=6)" in out
+    assert "whole-table checks failing" in out and "min_rows<50(=6)" in out
     assert "cohort B: 2 bundles (2 parsed), checks passed; gold 6 rows (+6 ~0 -0)" in out
     history = read_run_history(root)
     assert history.filter(pl.col("rule") == "(invocation)")["status"].to_list() == ["success"]

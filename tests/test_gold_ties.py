@@ -222,6 +222,9 @@ def test_a_root_without_source_entry_gets_it_on_the_next_build(tmp_path, monkeyp
     assert patients["source_entry"].to_list() == [0, 0, 0, 0]
 
 
+# slow: tests/test_incremental.py covers a changed parser through the job functions in
+# `make test`; `make test-all` runs this Snakemake round trip too.
+@pytest.mark.slow
 @pytest.mark.workflow
 def test_a_changed_parser_rebuilds_silver_on_the_next_snakemake_run(tmp_path, sample_source):
     """Snakemake sees the parser's code as a parameter of the `silver` rule: after an upgrade

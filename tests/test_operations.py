@@ -155,6 +155,9 @@ def test_rollback_refuses_a_version_that_is_not_earlier(tmp_path, capsys):
     assert "is not an earlier version" in capsys.readouterr().err
 
 
+# slow: test_maintain_compacts_keeps_rows_and_builds_stay_incremental covers maintenance and
+# tests/test_readme.py runs `snakemake maintain` in `make test`; `make test-all` runs this.
+@pytest.mark.slow
 @pytest.mark.workflow
 def test_maintain_target_keeps_the_build_current(tmp_path):
     source = _source(tmp_path)

@@ -67,6 +67,8 @@ def _source_of(folder: Path, n: int, odd: bool = False) -> tuple[Path, set[str]]
     return folder, {f"p-{i:03d}" for i in range(n)}
 
 
+# slow: a scale run; two parallel invocations (below) cover concurrent cohorts in `make test`.
+@pytest.mark.slow
 def test_twelve_cohorts_with_four_cores(tmp_path):
     source, patients = _source_of(tmp_path / "src", 24, odd=True)
     root = tmp_path / "lake"

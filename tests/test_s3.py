@@ -184,6 +184,9 @@ def test_two_cohort_build_then_rerun_then_a_changed_bundle(bucket, tmp_path):
     assert _read(str(jobs.Layout.of(root).gold_table)).height == 9
 
 
+# slow: the local twin (tests/test_reliability.py) and the racing-writers test above run in
+# `make test`; `make test-all` runs this one too.
+@pytest.mark.slow
 def test_two_parallel_invocations_on_disjoint_cohorts(bucket, tmp_path):
     source, patients = _source(tmp_path / "src", 8)
     root = f"s3://{bucket}/lake"

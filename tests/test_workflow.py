@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import SAMPLE, bundle_identifiers, snakemake
+from conftest import SAMPLE, bundle_identifiers, requires_dot, snakemake
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.cli import main
@@ -185,6 +185,7 @@ def test_existing_bronze_tree_without_source(tmp_path, sample_source):
     assert (root / "_markers/silver/cohort=y.json").exists()
 
 
+@requires_dot
 def test_dag_and_rulegraph_render(built_once):
     workdir, root, source = built_once
     cfg = {"root": root, "source": source}
@@ -319,7 +320,7 @@ def test_status_and_history_commands(built, capsys):
     rows = {line.split()[0]: line for line in out.splitlines()[2:5]}
     assert set(rows) == {"A", "B", "C"}
     assert all("stale" not in r and "built (2 files)" in r for r in rows.values())
-    assert "whole-table checks failing:" in out and "min_rows<100(=6)" in out
+    assert "whole-table checks failing:" in out and "min_rows<50(=6)" in out
     assert "gold.encounter_summary: 18 rows" in out
     for f in (root / "bronze/fhir/cohort=B").iterdir():
         f.write_bytes(f.read_bytes() + b"\n")  # changed on disk, not rebuilt yet
@@ -360,7 +361,7 @@ def test_report_has_description_rulegraph_and_every_page(built_once):
     patient = pages["silver_patient.html"]
     sample = patient[patient.index("<h2>Sample rows</h2>") :]
     assert sample.count("<tr>") == 1 + 5  # header + five rows
-    assert "min_rows&gt;=100" in patient and "FAIL" in patient
+    assert "min_rows&gt;=50" in patient and "FAIL" in patient
     gold = pages["gold_encounter_summary.html"]
     for section in ("Corpus manifest", "Per cohort", "Plots", "Sample encounter", "Gold checks"):
         assert f"<h2>{section}</h2>" in gold
