@@ -1,9 +1,11 @@
 """fhirhouse: Bronze -> Silver -> Gold for Synthea FHIR R4 bundles.
 
-snakemake --cores 4                                   land and build everything
+snakemake                                             land and build everything
 snakemake --dag | dot -Tsvg > dag.svg                 the job graph
-snakemake data/_markers/gold/cohort=B.json --forcerun silver --cores 2   backfill cohort B
-snakemake maintain --cores 2                          compact, checkpoint, vacuum (on demand)
+snakemake data/_markers/gold/cohort=B.json --forcerun silver   backfill cohort B
+snakemake maintain                                    compact, checkpoint, vacuum (on demand)
+
+The workflow profile (profiles/default) sets the core count; --cores N uses fewer.
 """
 
 import os

@@ -95,7 +95,8 @@ def check_invocation():
 
 def source_state(wildcards):
     """The source folder's state, and whether Bronze still holds what was landed from it:
-    the landing job reruns when a bundle is added or changed, in the source or in Bronze."""
+    the landing job reruns when a bundle is added or changed, in the source or in Bronze.
+    """
     check_invocation()
     if SOURCE is None:
         return []
