@@ -323,9 +323,10 @@ def test_status_and_history_commands(built, capsys):
     assert "whole-table checks failing:" in out and "min_rows<50(=6)" in out
     assert "gold.encounter_summary: 18 rows" in out
     for f in (root / "bronze/fhir/cohort=B").iterdir():
-        f.write_bytes(f.read_bytes() + b"\n")  # changed on disk, not rebuilt yet
+        f.write_bytes(f.read_bytes() + b"\n")  # changed in Bronze, not by a landing
     states = {s.cohort: s for s in cohort_statuses(root)}
-    assert states["B"].bronze.startswith("stale") and states["B"].gold.startswith("stale")
+    assert states["B"].bronze == "damaged (2 changed, 0 gone since landing)"
+    assert states["B"].gold.startswith("stale")
     assert states["A"].bronze.startswith("built")
     assert main(["history", "--root", str(root), "--last", "1", "--jobs"]) == 0
     out = capsys.readouterr().out

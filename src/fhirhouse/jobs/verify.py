@@ -124,17 +124,30 @@ def _row_damage(layout: Layout, table: str, records: list[_Record]) -> list[Dama
     ]
 
 
+def _marked_cohorts(layout: Layout) -> set[str]:
+    """Every cohort with a Silver or Gold marker."""
+    return {
+        p.stem.removeprefix("cohort=")
+        for layer in ("silver", GOLD)
+        for p in (layout.markers / layer).glob("cohort=*.json")
+    }
+
+
 def find_damage(
     layout: Layout, cohorts: Sequence[str], *, deep: bool = False, remember: bool = True
 ) -> list[Damage]:
     """Every marker of ``cohorts`` that its table no longer bears out (see the module).
-    ``deep``: count rows of every table; ``remember``: note the tables found sound."""
-    records = [r for c in cohorts for r in _records(layout, c)]
-    tables = sorted({r.table for r in records})
+    ``deep``: count rows of every table; ``remember``: note the tables found sound.
+
+    Whether a table's commits are accounted for, and Gold's row total, are judged against
+    the markers of every cohort, whichever ``cohorts`` are asked about."""
+    wanted = set(cohorts)
+    records = [r for c in sorted(_marked_cohorts(layout) | wanted) for r in _records(layout, c)]
+    tables = sorted({r.table for r in records if r.cohort in wanted})
     states = {t: log_state(_path(layout, t)) for t in tables}
     found = []
     for r in records:
-        detail = _version_damage(r, states[r.table])
+        detail = _version_damage(r, states[r.table]) if r.table in states else None
         if detail:
             found.append(Damage(r.layer, r.cohort, r.table, detail))
     verified = read_json_if_valid(_verified_path(layout)) or {}
@@ -143,17 +156,17 @@ def find_damage(
         state = states[t]
         if state is None or any(d.table == t for d in found):
             continue
-        mine = [r for r in records if r.table == t]
-        explained = state.latest <= max(r.version for r in mine)
+        every = [r for r in records if r.table == t]
+        explained = state.latest <= max(r.version for r in every)
         if not deep and (explained or verified.get(t) == state.latest):
             continue
-        rows = _row_damage(layout, t, mine)
+        rows = _row_damage(layout, t, every)
         found += rows
-        if not rows and set(cohorts) >= {r.cohort for r in mine}:
+        if not rows:
             sound[t] = state.latest
     if remember and any(verified.get(t) != v for t, v in sound.items()):
         write_json_atomic(_verified_path(layout), {**verified, **sound})
-    return found
+    return [d for d in found if d.cohort in wanted]
 
 
 def sync_damage_file(path: str | Path, found: Iterable[Damage]) -> Path:
