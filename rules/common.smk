@@ -122,14 +122,18 @@ def bronze_state(wildcards):
 
 
 # Markers against the tables, once per invocation (fhirhouse.jobs.verify): each cohort's damage
-# state file is brought up to date now, before Snakemake takes stock of existing files.
+# state file is brought up to date now, before Snakemake takes stock of existing files. Only
+# the invocation itself checks; a job Snakemake starts (on a cluster) takes the files as they are.
 BUILT_COHORTS = list_cohorts(ROOT)  # before this invocation lands anything
-DAMAGE = find_damage(LAYOUT, BUILT_COHORTS)
+DAMAGE = find_damage(LAYOUT, BUILT_COHORTS) if workflow.is_main_process else None
 
 
 def sync_damage(layer, cohort):
+    path = LAYOUT.damage_state(layer, cohort)
+    if DAMAGE is None:
+        return str(path)
     found = [d for d in DAMAGE if d.layer == layer and d.cohort == cohort]
-    return str(sync_damage_file(LAYOUT.damage_state(layer, cohort), found))
+    return str(sync_damage_file(path, found))
 
 
 for _cohort in BUILT_COHORTS:
@@ -140,7 +144,12 @@ for _cohort in BUILT_COHORTS:
 def damage_state(layer):
     """Input function: the cohort's damage state file for ``layer``, rewritten when the
     tables no longer bear out the cohort's marker, so that its job reruns."""
-    return lambda wildcards: sync_damage(layer, wildcards.cohort)
+
+    def state(wildcards):
+        check_invocation()
+        return sync_damage(layer, wildcards.cohort)
+
+    return state
 
 
 def silver_threads(wildcards):
@@ -206,6 +215,9 @@ def finish(status, log):
     import threading
 
     record_invocation(config["root"], status, log)
+    # the row is written: a teardown stuck after a Ctrl-C must not hang the run
+    if status != "success":
+        preflight.exit_if_stuck(10, 1)
     if status == "success":
         from snakemake.logging import logger
 

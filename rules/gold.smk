@@ -6,7 +6,7 @@
 rule gold:
     input:
         str(LAYOUT.silver_cohort_marker("{cohort}")),
-        damage_state("gold"),
+        damage=damage_state("gold"),
     output:
         marker=str(LAYOUT.gold_marker("{cohort}")),
         checks=str(LAYOUT.check_gold("{cohort}")),

@@ -5,7 +5,7 @@
 rule silver:
     input:
         str(LAYOUT.bronze_marker("{cohort}")),
-        damage_state("silver"),
+        damage=damage_state("silver"),
     output:
         marker=str(LAYOUT.silver_cohort_marker("{cohort}")),
         checks=expand(str(LAYOUT.check_cohort("{table}", "{{cohort}}")), table=TABLES),

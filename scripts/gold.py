@@ -12,4 +12,5 @@ run_rule(
     check_output=snakemake.output.checks,
     check_markdown=snakemake.output.md,
     marker=snakemake.output.marker,
+    damage=snakemake.input.damage,
 )

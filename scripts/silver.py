@@ -17,4 +17,5 @@ if __name__ == "__main__":
         check_outputs=dict(zip(SILVER_TABLES, snakemake.output.checks, strict=True)),
         check_markdown=snakemake.output.md,
         marker=snakemake.output.marker,
+        damage=snakemake.input.damage,
     )

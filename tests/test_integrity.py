@@ -15,7 +15,7 @@ from conftest import BIN, build_lake, make_bundle, snakemake, write_bundles
 from fhirhouse import jobs
 from fhirhouse.bronze import landing
 from fhirhouse.layout import Layout, check_root
-from fhirhouse.redact import redact
+from fhirhouse.redact import name_key, redact
 
 
 def fhirhouse(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -136,7 +136,17 @@ def test_a_changed_bronze_file_without_its_source_stops_the_landing(tmp_path):
         landing.land(root, source, cohorts=2)
     copy.unlink()  # the documented way out: delete it (or put the source back)
     snakemake(tmp_path, "--cores", "2", config=config)
-    assert set(_silver(root, "patient")["patient_id"]) == {"p-0", "p-1", "p-2"}
+    # a copy changed after its source is gone (and after a landing that knew it): caught too
+    [other] = landing.fhir_dir(root).glob("cohort=*/b2.json")
+    (source / "b2.json").unlink()
+    snakemake(tmp_path, "--cores", "2", config=config)
+    other.write_bytes(other.read_bytes() + b" ")
+    assert snakemake(tmp_path, "--cores", "2", config=config, check=False).returncode != 0
+    assert "changed since it was landed" in (Layout.of(root).logs / "land.log").read_text()
+    other.unlink()
+    snakemake(tmp_path, "--cores", "2", config=config)
+    assert set(_silver(root, "patient")["patient_id"]) == {"p-0", "p-1"}
+    assert "damaged" not in fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
 
 
 def test_the_landing_index_names_no_file(tmp_path, sample_source):
@@ -275,3 +285,68 @@ def test_fhirhouse_run_lands_a_tampered_bronze_file_again_and_says_so(tmp_path, 
     assert proc.returncode == 0, proc.stderr
     assert "1 landed again (Bronze had changed)" in proc.stdout
     assert copy.read_bytes() == original
+
+
+def test_a_lost_commit_that_changed_values_only_is_repaired_under_snakemake(tmp_path):
+    source, root, config = _lake(tmp_path)
+    layout = Layout.of(root)
+    bundle = json.loads((source / "b0.json").read_text())
+    for e in bundle["entry"]:
+        if e["resource"]["resourceType"] == "Observation":
+            e["resource"]["valueQuantity"]["value"] = 123
+    (source / "b0.json").write_text(json.dumps(bundle))
+    snakemake(tmp_path, "--cores", "2", config=config)
+    _drop_newest_commit(layout.silver_table("observation"))  # the update; same row count
+    assert 123 not in _silver(root, "observation")["value"].to_list()
+    snakemake(tmp_path, "--cores", "2", config=config)
+    values = _silver(root, "observation").filter(pl.col("patient_id") == "p-0")["value"]
+    assert set(values.to_list()) == {123}
+    dry = snakemake(tmp_path, "-n", "--cores", "2", config=config)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_the_same_damage_coming_back_reruns_the_job_again(tmp_path):
+    from fhirhouse.jobs.verify import Damage, listed_damage, sync_damage_file
+
+    path = tmp_path / "cohort=A.json"
+    damage = [Damage("silver", "A", "observation", "is gone")]
+    assert os.stat(sync_damage_file(path, [])).st_mtime_ns == 0  # new and clean: never reruns
+    first = os.stat(sync_damage_file(path, damage)).st_mtime_ns
+    assert first > 0 and listed_damage(path) == {"observation"}
+    os.utime(path, ns=(first - 10**9, first - 10**9))
+    assert os.stat(sync_damage_file(path, [])).st_mtime_ns == first - 10**9  # repaired
+    assert listed_damage(path) == set()
+    assert os.stat(sync_damage_file(path, damage)).st_mtime_ns > first - 10**9  # back again
+
+
+def test_landing_index_entries_of_an_older_release_learn_their_cohort(tmp_path, sample_source):
+    root = tmp_path / "lake"
+    landing.land(root, sample_source)
+    index_path = landing.landed_index_path(root)
+    old = {k: v[:3] for k, v in json.loads(index_path.read_text()).items()}
+    index_path.write_text(json.dumps(old))
+    landing.land(root, sample_source)
+    bundles = {name_key(p.name) for p in sample_source.glob("*.json")}
+    upgraded = json.loads(index_path.read_text())
+    assert all(len(upgraded[k]) == 4 for k in bundles)
+
+
+def test_a_landing_cut_short_before_its_index_is_not_taken_for_tampering(tmp_path, sample_source):
+    root = tmp_path / "lake"
+    landing.land(root, sample_source)
+    src = sorted(sample_source.glob("*.json"))[0]
+    [copy] = landing.fhir_dir(root).glob(f"cohort=*/{src.name}")
+    src.write_bytes(src.read_bytes() + b" ")
+    copy.write_bytes(src.read_bytes())  # copied, then killed before landed.json was written
+    result = landing.land(root, sample_source)
+    assert result.restored == {} and copy.read_bytes() == src.read_bytes()
+    assert landing.bronze_drift(root, sample_source) == []
+
+
+def test_a_stuck_process_is_ended_after_ctrl_c(tmp_path):
+    code = (
+        "import time; from fhirhouse import preflight; preflight.exit_if_stuck(0.2, 3); "
+        "time.sleep(30)"
+    )
+    proc = subprocess.run([str(BIN / "python"), "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 3 and "ending it" in proc.stderr

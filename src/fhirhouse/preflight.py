@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import FrameType
@@ -42,6 +43,24 @@ DEFERRED_SIGINT = "FHIRHOUSE_DEFERRED_SIGINT"
 _SWALLOWING = ("snakemake/logging.py", "snakemake/rules.py")
 
 
+def exit_if_stuck(seconds: float, code: int = 130) -> None:
+    """End the process with ``code`` if it is still alive ``seconds`` from now.
+
+    After a Ctrl-C, Snakemake can hang for good while it closes its asyncio runners: a task
+    that took the interrupt never finishes its cancellation. The Snakefile's ``onerror``
+    handler calls this once the run is recorded; Snakemake has released its locks by then,
+    so nothing is lost by ending the process."""
+
+    def watch() -> None:
+        time.sleep(seconds)
+        sys.stderr.write(f"fhirhouse: Snakemake was still running {seconds:.0f} s after it "
+                         "stopped; ending it\n")  # fmt: skip
+        sys.stderr.flush()
+        os._exit(code)
+
+    threading.Thread(target=watch, name="fhirhouse-exit-watchdog", daemon=True).start()
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     here = frame
     while here is not None:
@@ -65,7 +84,7 @@ def catch_ctrl_c() -> str | None:
     thread or SIGINT is not Python's default (e.g. ignored in a background run)."""
     if threading.current_thread() is not threading.main_thread():
         return None  # signal handlers belong to the main thread
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    if signal.getsignal(signal.SIGINT) not in (signal.default_int_handler, _interrupt):
         return None
     signal.signal(signal.SIGINT, _interrupt)
     return f"set -euo pipefail; trap '' INT; export {DEFERRED_SIGINT}=1; "

@@ -366,32 +366,32 @@ def sync_source_state(path: str | Path, root: str | Path, source: str | Path) ->
 
 
 def bronze_drift(root: str | Path, source: str | Path) -> list[list[str]]:
-    """The landed bundles whose Bronze copy no longer holds the bytes landed (or is gone)
-    while their source file is still there: ``[name digest, what the copy holds now]`` each
-    (``"missing"`` for a vanished copy), sorted. The next landing lands these again.
+    """What the next landing must act on in Bronze, ``[name digest, what is there now]``
+    each, sorted: a landed bundle or DICOM file whose Bronze copy no longer holds the bytes
+    landed (``"missing"`` when the copy is gone while its source file is there); a changed
+    copy whose source file is gone (the landing stops on it); and a bundle gone from both
+    (``"withdrawn"``: the landing forgets it).
 
-    Every Bronze bundle that came from ``source`` is hashed (:func:`bronze_digest`); the
-    workflow calls this on every invocation, so Bronze is verified, not trusted."""
+    Every landed Bronze bundle is hashed (:func:`bronze_digest`); the workflow calls this on
+    every invocation, so Bronze is verified, not trusted."""
     index = read_landed_index(root)
     if not index:
         return []
     landed = _landed_index(root)
+    in_source = {p.name for p in source_files(source) if p.suffix == ".json"}
     out = []
-    for p in source_files(source):
-        if p.suffix != ".json":
-            continue
-        key = name_key(p.name)
-        known = index.get(key)
-        if not known:
-            continue
-        label = landed.get(p.name)
-        if label is None:
-            if _recorded_cohort(known) is not None:
-                out.append([key, "missing"])
-            continue
-        now = bronze_digest(cohort_dir(root, label) / p.name)
-        if now != known[2]:
+    for name, label in landed.items():
+        known = index.get(key := name_key(name))
+        if known and (now := bronze_digest(cohort_dir(root, label) / name)) != known[2]:
             out.append([key, now])
+    present = {name_key(n) for n in in_source} | {name_key(n) for n in landed}
+    for key, known in index.items():
+        if _recorded_cohort(known) is not None and key not in present:
+            out.append([key, "withdrawn"])
+    for name in in_source - set(landed):
+        known = index.get(key := name_key(name))
+        if _recorded_cohort(known) is not None:
+            out.append([key, "missing"])
     dicom = bronze_dir(root) / "dicom"
     for p in sorted(Path(source, "dicom").glob("*.dcm")):
         known = index.get(key := name_key(f"dicom/{p.name}"))
@@ -488,9 +488,11 @@ def land(
                 continue
             now = bronze_digest(cohort_dir(root, label) / name)
             if known and now != known[2]:  # changed in Bronze, not by a landing
-                tasks.append((name, label, "restored", None))
+                # (a copy equal to the source: a landing cut short before its index)
+                tasks.append((name, label, "restored", now))
             elif known and known[:2] == stats[name]:
                 result.unchanged += 1
+                index[name_key(name)] = [*known[:3], label]  # older indexes: no cohort
             else:
                 tasks.append((name, label, "replaced", now))
         digests = _copy_all(

@@ -83,11 +83,12 @@ def _silver_encounters(layout: Layout, other_than: str | None = None) -> set[str
     return set(frame.select(gold.KEY).collect().to_series().to_list())
 
 
-def _damaged(layout: Layout, cohort: str) -> bool:
+def _damaged(layout: Layout, cohort: str, damage: str | Path | None) -> bool:
     found = [d for d in verify.find_damage(layout, [cohort]) if d.layer == verify.GOLD]
-    for d in found:
-        log.warning("%s; recomputing the whole cohort", d)
-    return bool(found)
+    damaged = bool(found or verify.listed_damage(damage))
+    if damaged:
+        log.warning("cohort %s: gold damaged; recomputing the whole cohort", cohort)
+    return damaged
 
 
 def gold_job(
@@ -100,8 +101,11 @@ def gold_job(
     check_output: str | Path | None = None,
     check_markdown: str | Path | None = None,
     marker: str | Path | None = None,
+    damage: str | Path | None = None,
 ) -> dict[str, Any]:
     """Bring the cohort's Gold rows up to date with its Silver rows, then check them.
+    ``damage``: the cohort's damage state file; when it lists damage, or Gold no longer
+    bears out the cohort's marker, the whole cohort is recomputed.
 
     ``slices``: the cohort's Silver rows when the caller has them in memory (``fhirhouse
     run``); otherwise they are read from the Silver tables. Rows of other cohorts are left
@@ -123,7 +127,7 @@ def gold_job(
         or state.get("code") != code
         or "partials" not in state
         or state.get("dirty", False)  # a commit was under way: its numbers are unknown
-        or _damaged(layout, cohort)  # Gold no longer holds what the cohort's marker recorded
+        or _damaged(layout, cohort, damage)  # Gold no longer holds what its marker recorded
     )
     patients = None if full else sorted(due[1])  # type: ignore[index]
 

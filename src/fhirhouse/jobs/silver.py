@@ -143,10 +143,13 @@ def silver_job(
     check_outputs: Mapping[str, str | Path] | None = None,
     check_markdown: str | Path | None = None,
     marker: str | Path | None = None,
+    damage: str | Path | None = None,
 ) -> CohortSilver:
     """Bring the cohort's slice of every Silver table up to date with its Bronze files.
 
-    The bundles to parse go to up to ``workers`` processes (``pool``'s, when given)."""
+    The bundles to parse go to up to ``workers`` processes (``pool``'s, when given).
+    ``damage``: the cohort's damage state file (:mod:`fhirhouse.jobs.verify`); a table it
+    lists, or that no longer bears out the cohort's marker, is compared whole."""
     layout = Layout.of(root)
     started = time.monotonic()
     files = landing.cohort_files(root, cohort)
@@ -208,15 +211,20 @@ def silver_job(
         changed.add(t)
         rows[t] = pa.concat_tables([old.filter(keep_mask), fresh])
         scopes[t] = set(stale.column(key).to_pylist()) | set(fresh.column(key).to_pylist())
-        for part in (stale, fresh):
-            patients |= set(part.column("patient_id").drop_null().to_pylist())
         slices[t] = dedup_last(rows[t], key)
+        # whose rows these keys were before and are now: also another bundle's patient, when a
+        # key moved between bundles (a shared id; the later file wins)
+        in_scope = sorted(scopes[t])
+        for part in (before, slices[t]):
+            hits = part.filter(_is_in(part.column(key), in_scope))
+            patients |= set(hits.column("patient_id").drop_null().to_pylist())
 
     # a table that lost what the cohort's marker recorded is compared whole, not trusted
-    for d in [] if full else verify.find_damage(layout, [cohort]):
-        if d.layer == "silver":
-            log.warning("%s; comparing the whole partition", d)
-            scopes[d.table], expected[d.table] = None, None
+    found = [] if full else verify.find_damage(layout, [cohort])
+    damaged = {d.table for d in found if d.layer == "silver"} | verify.listed_damage(damage)
+    for t in sorted(damaged & set(SILVER_TABLES) if not full else set()):
+        log.warning("cohort %s: silver.%s damaged; comparing the whole partition", cohort, t)
+        scopes[t], expected[t] = None, None
 
     # entries of the files read now come from this parse, the others' from the last one
     quarantine = _quarantine(layout, cohort, kept, parsed.quarantine)

@@ -154,9 +154,13 @@ def find_damage(
     sound = {}
     for t in tables:
         state = states[t]
-        if state is None or any(d.table == t for d in found):
+        if state is None or any(d.table == t and d.cohort in wanted for d in found):
             continue
         every = [r for r in records if r.table == t]
+        if t == GOLD and {r.cohort for r in records if r.layer == "silver"} - {
+            r.cohort for r in every
+        }:
+            continue  # a cohort's Gold rows are under way or failed: no total to compare
         explained = state.latest <= max(r.version for r in every)
         if not deep and (explained or verified.get(t) == state.latest):
             continue
@@ -170,19 +174,25 @@ def find_damage(
 
 
 def sync_damage_file(path: str | Path, found: Iterable[Damage]) -> Path:
-    """The state file a cohort's job depends on for damage. Rewritten, and so newer than the
-    job's marker, when damage is found that it does not describe yet; a new file without
-    damage gets modification time 0, so that it never makes a job rerun."""
+    """The state file a cohort's job depends on for damage: what the tables no longer bear
+    out of the cohort's marker (table, and what is wrong). Rewritten with a new modification
+    time, so that the job reruns, when it did not list this damage yet; when the damage is
+    gone, rewritten with the modification time it had (a new file gets time 0), so that a
+    clean file never makes a job rerun and the same damage coming back is seen again."""
     path = Path(path)
-    text = sorted(str(d) for d in found)
+    listed = sorted(({"table": d.table, "detail": str(d)} for d in found), key=str)
     current = read_json_if_valid(path)
-    if current is not None and (not text or current.get("damage") == text):
+    if current is not None and current.get("damage") == listed:
         return path
-    write_json_atomic(path, {"damage": text})
-    if not text:
-        os.utime(path, (0, 0))
+    before = path.stat().st_mtime_ns if current is not None else 0
+    write_json_atomic(path, {"damage": listed})
+    if not listed:
+        os.utime(path, ns=(before, before))
     return path
 
 
-def describe(found: Iterable[Damage]) -> str:
-    return "; ".join(sorted(str(d) for d in found))
+def listed_damage(path: str | Path | None) -> set[str]:
+    """The tables a damage state file lists (none without a file). A job reads it because
+    Snakemake removes the job's old marker before the job starts."""
+    current = read_json_if_valid(Path(path)) if path else None
+    return {d["table"] for d in (current or {}).get("damage", []) if isinstance(d, dict)}
