@@ -85,7 +85,7 @@ def _gold(root: Path) -> pl.DataFrame:
     return pl.read_delta(str(Layout.of(root).gold_table))
 
 
-def test_a_bronze_file_edited_in_place_is_landed_again_from_the_source(tmp_path):
+def test_a_bronze_file_edited_in_place_or_deleted_is_landed_again_from_the_source(tmp_path):
     source, root, config = _lake(tmp_path)
     [copy] = landing.fhir_dir(root).glob("cohort=*/b1.json")
     st = copy.stat()
@@ -106,9 +106,7 @@ def test_a_bronze_file_edited_in_place_is_landed_again_from_the_source(tmp_path)
     dry = snakemake(tmp_path, "-n", "--cores", "2", config=config)
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
-
-def test_a_bronze_file_deleted_is_landed_again_into_its_cohort(tmp_path):
-    source, root, config = _lake(tmp_path)
+    # a Bronze file deleted: landed again into its own cohort, its rows back
     [copy] = landing.fhir_dir(root).glob("cohort=*/b2.json")
     copy.unlink()
     status = fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
@@ -163,8 +161,13 @@ def _drop_newest_commit(table: Path) -> int:
     return int(newest.stem)
 
 
-def test_a_lost_delta_commit_is_damage_and_the_next_build_repairs_it(tmp_path):
-    _, root, config = _lake(tmp_path)
+def test_lost_commits_and_outside_writes_are_damage_and_the_next_build_repairs_them(tmp_path):
+    """One lake through four kinds of damage, each repaired by the next plain build: a lost
+    Silver commit (rows missing), a lost Gold commit, rows deleted by an outside writer, and
+    a lost commit that changed values only (the row count still matches)."""
+    from deltalake import DeltaTable
+
+    source, root, config = _lake(tmp_path)
     layout = Layout.of(root)
     before = _silver(root, "observation").sort("observation_id")
     version = _drop_newest_commit(layout.silver_table("observation"))
@@ -201,31 +204,37 @@ def test_a_lost_delta_commit_is_damage_and_the_next_build_repairs_it(tmp_path):
     dry = snakemake(tmp_path, "-n", "--cores", "2", config=config)
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
-
-def test_a_lost_gold_commit_is_recomputed(tmp_path):
-    _, root, config = _lake(tmp_path)
-    layout = Layout.of(root)
+    # a lost Gold commit: the cohort's Gold is recomputed whole
     before = _gold(root).height
     _drop_newest_commit(layout.gold_table)
     assert _gold(root).height < before
     assert "damaged" in fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
     snakemake(tmp_path, "--cores", "2", config=config)
     assert _gold(root).height == before
-    manifest = json.loads(layout.corpus_manifest.read_text())
-    assert manifest["row_count"] == before
+    assert json.loads(layout.corpus_manifest.read_text())["row_count"] == before
     assert "damaged" not in fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
 
-
-def test_rows_removed_by_an_outside_writer_are_found_by_the_row_check(tmp_path):
-    from deltalake import DeltaTable
-
-    _, root, config = _lake(tmp_path)
-    layout = Layout.of(root)
+    # rows deleted by a writer outside fhirhouse: found by the row check
     DeltaTable(str(layout.silver_table("patient"))).delete("patient_id = 'p-1'")
     status = fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
     assert "silver.patient holds 1 rows where 2 were written" in status
     snakemake(tmp_path, "--cores", "2", config=config)
     assert "p-1" in set(_silver(root, "patient")["patient_id"])
+    dry = snakemake(tmp_path, "-n", "--cores", "2", config=config)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+    # a lost commit that changed values only: the job still compares the whole partition
+    bundle = json.loads((source / "b0.json").read_text())
+    for e in bundle["entry"]:
+        if e["resource"]["resourceType"] == "Observation":
+            e["resource"]["valueQuantity"]["value"] = 123
+    (source / "b0.json").write_text(json.dumps(bundle))
+    snakemake(tmp_path, "--cores", "2", config=config)
+    _drop_newest_commit(layout.silver_table("observation"))  # the update; same row count
+    assert 123 not in _silver(root, "observation")["value"].to_list()
+    snakemake(tmp_path, "--cores", "2", config=config)
+    values = _silver(root, "observation").filter(pl.col("patient_id") == "p-0")["value"]
+    assert set(values.to_list()) == {123}
     dry = snakemake(tmp_path, "-n", "--cores", "2", config=config)
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
@@ -285,24 +294,6 @@ def test_fhirhouse_run_lands_a_tampered_bronze_file_again_and_says_so(tmp_path, 
     assert proc.returncode == 0, proc.stderr
     assert "1 landed again (Bronze had changed)" in proc.stdout
     assert copy.read_bytes() == original
-
-
-def test_a_lost_commit_that_changed_values_only_is_repaired_under_snakemake(tmp_path):
-    source, root, config = _lake(tmp_path)
-    layout = Layout.of(root)
-    bundle = json.loads((source / "b0.json").read_text())
-    for e in bundle["entry"]:
-        if e["resource"]["resourceType"] == "Observation":
-            e["resource"]["valueQuantity"]["value"] = 123
-    (source / "b0.json").write_text(json.dumps(bundle))
-    snakemake(tmp_path, "--cores", "2", config=config)
-    _drop_newest_commit(layout.silver_table("observation"))  # the update; same row count
-    assert 123 not in _silver(root, "observation")["value"].to_list()
-    snakemake(tmp_path, "--cores", "2", config=config)
-    values = _silver(root, "observation").filter(pl.col("patient_id") == "p-0")["value"]
-    assert set(values.to_list()) == {123}
-    dry = snakemake(tmp_path, "-n", "--cores", "2", config=config)
-    assert "Nothing to be done" in dry.stdout + dry.stderr
 
 
 def test_the_same_damage_coming_back_reruns_the_job_again(tmp_path):

@@ -140,6 +140,9 @@ def test_two_writers_racing_for_one_version_lose_no_commit(bucket):
     assert sorted(final.to_pyarrow_table()["a"].to_pylist()) == [0, 1, 2]
 
 
+# make test keeps a Snakemake build on S3 in test_a_generated_corpus_with_dicom_builds_the_same_
+# on_s3_as_locally and the CLI's in test_cli_run_status_history_maintain_rollback_on_s3.
+@pytest.mark.slow
 def test_two_cohort_build_then_rerun_then_a_changed_bundle(bucket, tmp_path):
     source, patients = _source(tmp_path / "src", 4)
     root = f"s3://{bucket}/lake"
