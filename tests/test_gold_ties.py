@@ -72,7 +72,13 @@ def tied_bundle() -> dict:
                 content=[{"attachment": {"data": b64(text)}}],
             )
         )
-    for report, conclusion in (("ecg-1", "z earlier rhythm"), ("ecg-2", "a later rhythm")):
+    ecg, panel = _cc("11524-6", "EKG study"), _cc("55232-3", "Genetic analysis summary panel")
+    for report, code, conclusion in (
+        ("ecg-1", ecg, "z earlier rhythm"),
+        ("ecg-2", ecg, "a later rhythm"),
+        ("gen-1", panel, "z earlier panel"),
+        ("gen-2", panel, "a later panel"),
+    ):
         entries.append(
             _r(
                 "DiagnosticReport",
@@ -80,20 +86,8 @@ def tied_bundle() -> dict:
                 subject=P,
                 encounter=E,
                 effectiveDateTime=WHEN,
-                code=_cc("11524-6", "EKG study"),
+                code=code,
                 conclusion=conclusion,
-            )
-        )
-    for report, summary in (("gen-1", "z earlier panel"), ("gen-2", "a later panel")):
-        entries.append(
-            _r(
-                "DiagnosticReport",
-                report,
-                subject=P,
-                encounter=E,
-                effectiveDateTime=WHEN,
-                code=_cc("55232-3", "Genetic analysis summary panel"),
-                conclusion=summary,
             )
         )
     for obs, value in (("hr-1", 90), ("hr-2", 60)):
