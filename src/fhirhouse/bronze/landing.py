@@ -21,7 +21,7 @@ import os
 import shutil
 import string
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -379,15 +379,8 @@ def bronze_drift(root: str | Path, source: str | Path) -> list[list[str]]:
         return []
     landed = _landed_index(root)
     in_source = {p.name for p in source_files(source) if p.suffix == ".json"}
-    out = []
-    for name, label in landed.items():
-        known = index.get(key := name_key(name))
-        if known and (now := bronze_digest(cohort_dir(root, label) / name)) != known[2]:
-            out.append([key, now])
-    present = {name_key(n) for n in in_source} | {name_key(n) for n in landed}
-    for key, known in index.items():
-        if _recorded_cohort(known) is not None and key not in present:
-            out.append([key, "withdrawn"])
+    out = [[name_key(name), now] for name, _, now in _changed_copies(root, landed, index)]
+    out += [[key, "withdrawn"] for key in _withdrawn(index, in_source, landed)]
     for name in in_source - set(landed):
         known = index.get(key := name_key(name))
         if _recorded_cohort(known) is not None:
@@ -419,22 +412,37 @@ def changed_since_landing(root: str | Path, cohort: str) -> tuple[int, int]:
     return changed, gone
 
 
+def _changed_copies(
+    root: str | Path, landed: dict[str, str], index: dict[str, list]
+) -> list[tuple[str, str, str]]:
+    """``(name, cohort, digest now)`` of each landed bundle whose Bronze copy no longer holds
+    the bytes recorded at landing (``landed``: name -> cohort, as in Bronze now)."""
+    out = []
+    for name, label in landed.items():
+        known = index.get(name_key(name))
+        if known and (now := bronze_digest(cohort_dir(root, label) / name)) != known[2]:
+            out.append((name, label, now))
+    return out
+
+
+def _withdrawn(index: dict[str, list], names: Iterable[str], landed: dict[str, str]) -> list[str]:
+    """Index keys of bundles gone from both the source (``names``) and Bronze."""
+    present = {name_key(n) for n in (*names, *landed)}
+    return [k for k, v in index.items() if _recorded_cohort(v) is not None and k not in present]
+
+
 def _check_orphans(root: str | Path, names: set[str], landed: dict[str, str], index: dict) -> None:
     """Bronze bundles whose source file is gone: a copy that changed since it was landed
     cannot be landed again, so the landing stops (naming the cohort and redacted file);
     index entries of files gone from both Bronze and the source are dropped."""
-    for name, label in landed.items():
-        known = index.get(name_key(name))
-        if name in names or not known:
-            continue
-        if bronze_digest(cohort_dir(root, label) / name) != known[2]:
-            raise BronzeTampered(
-                f"cohort {label}: Bronze file {redact(name)} changed since it was landed and "
-                "its source file is gone; put the source file back (it is landed again) or "
-                "delete the Bronze file"
-            )
-    present = {name_key(n) for n in names} | {name_key(n) for n in landed}
-    for key in [k for k, v in index.items() if len(v) > 3 and k not in present]:
+    orphans = {n: c for n, c in landed.items() if n not in names}
+    for name, label, _ in _changed_copies(root, orphans, index):
+        raise BronzeTampered(
+            f"cohort {label}: Bronze file {redact(name)} changed since it was landed and "
+            "its source file is gone; put the source file back (it is landed again) or "
+            "delete the Bronze file"
+        )
+    for key in _withdrawn(index, names, landed):
         del index[key]
 
 

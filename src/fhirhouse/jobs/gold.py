@@ -84,8 +84,7 @@ def _silver_encounters(layout: Layout, other_than: str | None = None) -> set[str
 
 
 def _damaged(layout: Layout, cohort: str, damage: str | Path | None) -> bool:
-    found = [d for d in verify.find_damage(layout, [cohort]) if d.layer == verify.GOLD]
-    damaged = bool(found or verify.listed_damage(damage))
+    damaged = bool(verify.damaged_tables(layout, cohort, verify.GOLD, damage))
     if damaged:
         log.warning("cohort %s: gold damaged; recomputing the whole cohort", cohort)
     return damaged

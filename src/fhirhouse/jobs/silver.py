@@ -220,9 +220,8 @@ def silver_job(
             patients |= set(hits.column("patient_id").drop_null().to_pylist())
 
     # a table that lost what the cohort's marker recorded is compared whole, not trusted
-    found = [] if full else verify.find_damage(layout, [cohort])
-    damaged = {d.table for d in found if d.layer == "silver"} | verify.listed_damage(damage)
-    for t in sorted(damaged & set(SILVER_TABLES) if not full else set()):
+    damaged = set() if full else verify.damaged_tables(layout, cohort, "silver", damage)
+    for t in sorted(damaged & set(SILVER_TABLES)):
         log.warning("cohort %s: silver.%s damaged; comparing the whole partition", cohort, t)
         scopes[t], expected[t] = None, None
 

@@ -191,6 +191,16 @@ def sync_damage_file(path: str | Path, found: Iterable[Damage]) -> Path:
     return path
 
 
+def damaged_tables(
+    layout: Layout, cohort: str, layer: str, damage: str | Path | None = None
+) -> set[str]:
+    """The tables a cohort's ``layer`` job must compare whole instead of trusting its
+    marker: those its damage state file ``damage`` lists, and those the check finds now
+    (it finds nothing once Snakemake has removed the job's old marker, hence the file)."""
+    found = {d.table for d in find_damage(layout, [cohort]) if d.layer == layer}
+    return found | listed_damage(damage)
+
+
 def listed_damage(path: str | Path | None) -> set[str]:
     """The tables a damage state file lists (none without a file). A job reads it because
     Snakemake removes the job's old marker before the job starts."""
