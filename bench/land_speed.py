@@ -20,7 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-LAND = "import sys; from fhirhouse.bronze.landing import land; land(sys.argv[1], sys.argv[2])"
+LAND = (
+    "import sys; from fhirhouse.bronze.landing import land; from fhirhouse.layout import Layout; "
+    "land(Layout.of(sys.argv[1]), sys.argv[2])"
+)
 
 
 def timed(cmd: list[str]) -> float:

@@ -63,14 +63,14 @@ def main() -> int:
             check=True, capture_output=True, cwd=REPO, env=env,
         )  # fmt: skip
         layout = Layout.of(root)
-        cohorts = landing.list_cohorts(root)
-        files = [p for c in cohorts for p in landing.cohort_inputs(root, c)]
+        cohorts = landing.list_cohorts(layout)
+        files = [p for c in cohorts for p in landing.cohort_inputs(layout, c)]
         total = sum(p.stat().st_size for p in files)
         state = Path(tmp) / "source.json"
 
         def bronze() -> None:
             landing._DIGESTS.clear()
-            landing.sync_source_state(state, root, args.fixtures)
+            landing.sync_source_state(state, layout, args.fixtures)
 
         rows = [
             ("floor: read every Bronze byte", median_seconds(

@@ -5,15 +5,15 @@
 
 rule synth:
     output:
-        str(SYNTH_MARKER),
+        str(LAYOUT.synth_marker),
     log:
-        str(LOGS / "synth.log"),
+        str(LAYOUT.log("synth")),
     benchmark:
-        str(BENCH / "synth.tsv")
+        str(LAYOUT.benchmark("synth"))
     conda:
         "../envs/fhirhouse.yaml"
     params:
-        out=str(SYNTH_DIR),
+        out=str(LAYOUT.synth_dir),
         patients=config["synth"]["patients"],
         seed=config["synth"]["seed"],
     script:
@@ -26,7 +26,7 @@ checkpoint land:
     output:
         str(LAYOUT.landing_marker()),
     log:
-        str(LOGS / "land.log"),
+        str(LAYOUT.log("land")),
     localrule: True
     params:
         source=str(SOURCE) if SOURCE else None,
@@ -40,12 +40,12 @@ checkpoint land:
             log,
             wildcards,
             land_job,
-            config["root"],
+            LAYOUT,
             params.source,
             cohorts=params.cohorts,
             cohort=params.cohort,
             marker=output[0],
-            state=str(SOURCE_STATE) if params.source else None,
+            state=str(LAYOUT.source_state) if params.source else None,
         )
 
 
@@ -58,7 +58,7 @@ rule bronze:
     output:
         str(LAYOUT.bronze_marker("{cohort}")),
     log:
-        str(LOGS / "bronze" / "cohort={cohort}.log"),
+        str(LAYOUT.log("bronze", cohort="{cohort}")),
     localrule: True
     threads: 0
     run:
@@ -69,7 +69,7 @@ rule bronze:
             log,
             wildcards,
             bronze_cohort_job,
-            config["root"],
+            LAYOUT,
             wildcards.cohort,
             output[0],
         )

@@ -12,9 +12,9 @@ rule gold:
         checks=str(LAYOUT.check_gold("{cohort}")),
         md=str(LAYOUT.check_gold_md("{cohort}")),
     log:
-        str(LOGS / "gold" / "cohort={cohort}.log"),
+        str(LAYOUT.log("gold", cohort="{cohort}")),
     benchmark:
-        str(BENCH / "gold" / "cohort={cohort}.tsv")
+        str(LAYOUT.benchmark("gold", cohort="{cohort}"))
     conda:
         "../envs/fhirhouse.yaml"
     params:
@@ -35,9 +35,9 @@ rule gold_manifest:
         checks=expand(str(LAYOUT.check_table("{table}")), table=TABLES),
         md=str(LAYOUT.check_tables_md()),
     log:
-        str(LOGS / "gold" / "manifest.log"),
+        str(LAYOUT.log("gold", "manifest")),
     benchmark:
-        str(BENCH / "gold" / "manifest.tsv")
+        str(LAYOUT.benchmark("gold", "manifest"))
     conda:
         "../envs/fhirhouse.yaml"
     params:

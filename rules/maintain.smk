@@ -8,9 +8,9 @@ for _table in MAINTAINED:
         name:
             f"maintain_{_table}"
         output:
-            temp(str(MAINTAIN / f"{_table}.json")),
+            temp(str(LAYOUT.maintain_marker(_table))),
         log:
-            str(LOGS / "maintain" / f"{_table}.log"),
+            str(LAYOUT.log("maintain", _table)),
         conda:
             "../envs/fhirhouse.yaml"
         params:
@@ -24,12 +24,12 @@ for _table in MAINTAINED:
 # _ops/maintenance.json (undeclared, so it never makes the target look done).
 rule maintain:
     input:
-        [str(MAINTAIN / f"{t}.json") for t in MAINTAINED],
+        [str(LAYOUT.maintain_marker(t)) for t in MAINTAINED],
     log:
-        str(LOGS / "maintain" / "summary.log"),
+        str(LAYOUT.log("maintain", "summary")),
     conda:
         "../envs/fhirhouse.yaml"
     params:
-        summary=str(STATE / "_ops" / "maintenance.json"),
+        summary=str(LAYOUT.maintenance_summary),
     script:
         "../scripts/maintain_summary.py"

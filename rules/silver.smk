@@ -11,9 +11,9 @@ rule silver:
         checks=expand(str(LAYOUT.check_cohort("{table}", "{{cohort}}")), table=TABLES),
         md=str(LAYOUT.check_cohort_md("{cohort}")),
     log:
-        str(LOGS / "silver" / "cohort={cohort}.log"),
+        str(LAYOUT.log("silver", cohort="{cohort}")),
     benchmark:
-        str(BENCH / "silver" / "cohort={cohort}.tsv")
+        str(LAYOUT.benchmark("silver", cohort="{cohort}"))
     # every cohort's Silver before any Gold: Gold jobs are short, and a Silver job left for
     # last would keep one core busy while the other waits
     priority: 1
@@ -37,7 +37,7 @@ rule silver_table:
     output:
         str(LAYOUT.silver_marker("{table}", "{cohort}")),
     log:
-        str(LOGS / "silver" / "{table}" / "cohort={cohort}.log"),
+        str(LAYOUT.log("silver", "{table}", cohort="{cohort}")),
     conda:
         "../envs/fhirhouse.yaml"
     script:

@@ -10,16 +10,16 @@ from fhirhouse.report import report_pages_job
 out = snakemake.output
 
 
-def publish(root):
+def publish(layout):
     check_tables_job(
-        root,
+        layout,
         overrides=snakemake.params.overrides,
         policy=snakemake.params.policy,
         outputs=dict(zip(SILVER_TABLES, out.checks, strict=True)),
         markdown=out.md,
     )
-    marker = gold_manifest_job(root, manifest=getattr(out, "manifest", None), marker=out.marker)
-    report_pages_job(root, {page: out[page] for page in [*SILVER_TABLES, "gold"]})
+    marker = gold_manifest_job(layout, manifest=getattr(out, "manifest", None), marker=out.marker)
+    report_pages_job(layout, {page: out[page] for page in [*SILVER_TABLES, "gold"]})
     return marker
 
 

@@ -6,7 +6,7 @@ from fhirhouse.jobs.rule import run_rule
 
 run_rule(
     snakemake,
-    lambda root: synth_job(
+    lambda layout: synth_job(
         snakemake.params.out,
         snakemake.params.patients,
         snakemake.params.seed,

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from fhirhouse.layout import Layout
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FIXTURES = SHARED / "fixtures" / "synthea"
@@ -140,14 +142,14 @@ def build_lake(root: Path, source: Path | None, cohorts: int = 3, gold: bool = T
     from fhirhouse import jobs
     from fhirhouse.bronze.landing import list_cohorts
 
-    jobs.land_job(root, source, cohorts=cohorts)
-    for cohort in list_cohorts(root):
-        jobs.bronze_cohort_job(root, cohort)
-        jobs.silver_job(root, cohort)
+    jobs.land_job(Layout.of(root), source, cohorts=cohorts)
+    for cohort in list_cohorts(Layout.of(root)):
+        jobs.bronze_cohort_job(Layout.of(root), cohort)
+        jobs.silver_job(Layout.of(root), cohort)
         if gold:
-            jobs.gold_job(root, cohort)
+            jobs.gold_job(Layout.of(root), cohort)
     if gold:
-        jobs.gold_manifest_job(root)
+        jobs.gold_manifest_job(Layout.of(root))
     return root
 
 

@@ -21,6 +21,7 @@ from conftest import build_lake, make_bundle, make_claims_bundle, write_bundles
 
 from fhirhouse import jobs
 from fhirhouse.checks.validate import validate_table
+from fhirhouse.layout import Layout
 from fhirhouse.redact import redact
 from fhirhouse.store.delta import read_table
 
@@ -318,7 +319,7 @@ def test_same_patient_in_two_cohorts_is_caught_by_the_duplicate_check(tmp_path):
     # the same patient again in a later drop landed into cohort D
     drop = write_bundles(tmp_path / "drop", {"copy.json": GOOD["good-1.json"]})
     root = build_lake(tmp_path / "root", src, cohorts=2)
-    jobs.land_job(root, drop, cohorts=2, cohort="D")
+    jobs.land_job(Layout.of(root), drop, cohorts=2, cohort="D")
     build_lake(root, None, cohorts=2)
     layout = jobs.Layout.of(root)
     patients = pl.read_delta(str(layout.silver_table("patient")))
@@ -326,7 +327,7 @@ def test_same_patient_in_two_cohorts_is_caught_by_the_duplicate_check(tmp_path):
         "A",
         "D",
     ]
-    summary = jobs.check_tables_job(root, policy="warn")
+    summary = jobs.check_tables_job(Layout.of(root), policy="warn")
     assert not summary["passed"]
     failed = {
         (t, c["rule"])
@@ -345,7 +346,7 @@ def test_same_patient_in_two_cohorts_is_caught_by_the_duplicate_check(tmp_path):
         for rule in ("unique", "no_cross_cohort_duplicates")
     }
     with pytest.raises(jobs.CheckFailed, match="check failed: patient"):
-        jobs.check_tables_job(root, policy="fail")
+        jobs.check_tables_job(Layout.of(root), policy="fail")
     gold = pl.read_delta(str(layout.gold_table))
     assert gold["encounter_id"].is_unique().all()
     assert gold.filter(pl.col("patient_id") == "p-good-1").height == 2

@@ -9,6 +9,7 @@ from conftest import SAMPLE, make_bundle, write_bundles
 
 from fhirhouse import SILVER_TABLES
 from fhirhouse.cli import main
+from fhirhouse.layout import Layout
 from fhirhouse.store.delta import read_table
 
 
@@ -70,7 +71,7 @@ def test_run_checks_and_history(tmp_path, capsys):
     assert "cohort A: 2 bundles (2 parsed), checks passed" in out
     assert "whole-table checks failing" in out and "min_rows<50(=6)" in out
     assert "cohort B: 2 bundles (2 parsed), checks passed; gold 6 rows (+6 ~0 -0)" in out
-    history = read_run_history(root)
+    history = read_run_history(Layout.of(root).run_history)
     assert history.filter(pl.col("rule") == "(invocation)")["status"].to_list() == ["success"]
     # land; bronze, silver and gold of each cohort; whole-table checks; the manifest
     assert history.filter(pl.col("rule") != "(invocation)").height == 1 + 3 * 3 + 2
@@ -86,5 +87,5 @@ def test_run_fail_policy_stops_with_the_failing_rule(tmp_path, capsys):
     assert "check failed: patient (table) min_rows>=100: 6 rows (minimum 100)" in err
     from fhirhouse.status import render_status
 
-    status = render_status(tmp_path / "lake")
+    status = render_status(Layout.of(tmp_path / "lake"))
     assert "whole-table checks failed in the last run: check failed: patient" in status

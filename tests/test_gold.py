@@ -33,6 +33,7 @@ from fhirhouse.gold.encounter_summary import (
     summary_ids,
 )
 from fhirhouse.gold.manifest import build_corpus_manifest
+from fhirhouse.layout import Layout
 from fhirhouse.silver.build import build_table
 from fhirhouse.store.delta import read_table
 
@@ -730,10 +731,10 @@ def test_changing_one_cohort_changes_only_its_gold_rows(tmp_path, sample_source)
         ):
             e["resource"]["valueQuantity"]["value"] += 10
     write_bundles(sample_source, {b_file.name: bundle})
-    jobs.land_job(root, sample_source)
-    jobs.bronze_cohort_job(root, "B")
-    assert jobs.silver_job(root, "B").marker["parsed_files"] == 1
-    marker = jobs.gold_job(root, "B")
+    jobs.land_job(Layout.of(root), sample_source)
+    jobs.bronze_cohort_job(Layout.of(root), "B")
+    assert jobs.silver_job(Layout.of(root), "B").marker["parsed_files"] == 1
+    marker = jobs.gold_job(Layout.of(root), "B")
     assert marker["deleted"] == 1 and marker["updated"] >= 1 and marker["inserted"] == 0
     assert not marker["full"] and marker["recomputed"] < marker["rows"]  # one patient's rows
     after = {r["encounter_id"]: r for r in read_table(gold_path).to_pylist()}
@@ -748,7 +749,7 @@ def test_changing_one_cohort_changes_only_its_gold_rows(tmp_path, sample_source)
     for key, row in after.items():
         if row["patient_id"] not in b_patients:
             assert row == before[key]  # other cohorts' rows untouched, timestamps included
-    again = jobs.gold_job(root, "B")  # asked for with no Silver change: the whole cohort
+    again = jobs.gold_job(Layout.of(root), "B")  # asked for with no Silver change: the whole cohort
     assert again["full"] and again["committed"] is False  # idempotent
 
 

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.fhir.parser import parse_bundle
 from fhirhouse.gold.encounter_summary import SILVER_COLUMNS, build_encounter_summary
+from fhirhouse.layout import Layout
 from fhirhouse.silver.build import build_table
 from fhirhouse.store.delta import read_table
 
@@ -234,7 +235,7 @@ def test_a_changed_parser_rebuilds_silver_on_the_next_snakemake_run(tmp_path, sa
     config = {"root": root, "source": sample_source}
     cmd, env = _snakemake_command(tmp_path, ("--cores", "2"), config)
     subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
-    before = jobs.silver_versions(root)
+    before = jobs.silver_versions(Layout.of(root))
     upgraded = shutil.copytree(REPO / "src", tmp_path / "src")
     with (upgraded / "fhirhouse/fhir/parser.py").open("a") as fh:
         fh.write("\n# an upgraded parser\n")
@@ -245,4 +246,4 @@ def test_a_changed_parser_rebuilds_silver_on_the_next_snakemake_run(tmp_path, sa
     for cohort in "ABC":
         marker = json.loads(jobs.Layout.of(root).silver_cohort_marker(cohort).read_text())
         assert marker["full"] and marker["parsed_files"] == 2
-    assert jobs.silver_versions(root) == before  # the same rows: nothing to commit
+    assert jobs.silver_versions(Layout.of(root)) == before  # the same rows: nothing to commit

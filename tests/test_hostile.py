@@ -15,6 +15,7 @@ from conftest import BIN, build_lake, make_bundle, snakemake, write_bundles
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.bronze import landing
+from fhirhouse.layout import Layout
 from fhirhouse.silver.registry import spec
 from fhirhouse.store import atomic
 
@@ -53,9 +54,9 @@ def test_hostile_cohort_labels_are_refused_by_the_workflow(tmp_path, sample_sour
 
 def test_a_bronze_folder_with_a_hostile_label_is_ignored(tmp_path, caplog):
     root = tmp_path / "root"
-    write_bundles(landing.fhir_dir(root) / "cohort=A", {"a.json": make_bundle("p-1")})
-    write_bundles(landing.fhir_dir(root) / "cohort=B;rm -rf x", {"b.json": make_bundle("p-2")})
-    assert landing.list_cohorts(root) == ["A"]
+    write_bundles(Layout.of(root).bronze_fhir / "cohort=A", {"a.json": make_bundle("p-1")})
+    write_bundles(Layout.of(root).bronze_fhir / "cohort=B;rm -rf x", {"b.json": make_bundle("p-2")})
+    assert landing.list_cohorts(Layout.of(root)) == ["A"]
     assert "ignoring a cohort folder with an invalid label" in caplog.text
 
 
@@ -70,7 +71,10 @@ def test_symbolic_links_out_of_the_source_are_refused(tmp_path, caplog):
     root = build_lake(tmp_path / "root", src, cohorts=1)
     marker = json.loads(jobs.Layout.of(root).landing_marker().read_text())
     assert marker["refused_links"] == 2 and marker["file_count"] == 2
-    assert sorted(p.name for p in landing.cohort_files(root, "A")) == ["a.json", "alias.json"]
+    assert sorted(p.name for p in landing.cohort_files(Layout.of(root), "A")) == [
+        "a.json",
+        "alias.json",
+    ]
     assert not (root / "bronze" / "dicom").exists()
     assert "refused 2 symbolic link(s)" in caplog.text
     patients = pl.read_delta(str(jobs.Layout.of(root).silver_table("patient")))
@@ -79,7 +83,7 @@ def test_symbolic_links_out_of_the_source_are_refused(tmp_path, caplog):
 
 def test_symbolic_links_out_of_an_existing_bronze_tree_are_left_out(tmp_path):
     root = tmp_path / "root"
-    cohort = write_bundles(landing.fhir_dir(root) / "cohort=A", {"a.json": make_bundle("p-1")})
+    cohort = write_bundles(Layout.of(root).bronze_fhir / "cohort=A", {"a.json": make_bundle("p-1")})
     outside = write_bundles(tmp_path / "elsewhere", {"x.json": make_bundle("p-outside")})
     (cohort / "x.json").symlink_to(outside / "x.json")
     build_lake(root, None)
@@ -160,7 +164,7 @@ def test_a_read_only_root_is_a_clear_error_and_changes_nothing(tmp_path, sample_
 def test_a_marker_is_whole_or_absent_when_the_disk_fills_while_writing_it(tmp_path, monkeypatch):
     src = write_bundles(tmp_path / "src", {"a.json": make_bundle("p-1")})
     root = tmp_path / "root"
-    jobs.land_job(root, src, cohorts=1)
+    jobs.land_job(Layout.of(root), src, cohorts=1)
     real_replace = os.replace
 
     def full(a: object, b: object) -> None:
@@ -171,9 +175,9 @@ def test_a_marker_is_whole_or_absent_when_the_disk_fills_while_writing_it(tmp_pa
     monkeypatch.setattr(atomic.os, "replace", full)
     with (
         pytest.raises(jobs.StorageError, match="no space left on device"),
-        jobs.recorded(root, "bronze", "A") as record,
+        jobs.recorded(Layout.of(root), "bronze", "A") as record,
     ):
-        record.marker = jobs.bronze_cohort_job(root, "A")
+        record.marker = jobs.bronze_cohort_job(Layout.of(root), "A")
     monkeypatch.undo()
     assert not jobs.Layout.of(root).bronze_marker("A").exists()
     _no_partial_markers(root)

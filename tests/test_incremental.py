@@ -19,6 +19,7 @@ from deltalake import DeltaTable
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.jobs.parse import parse_paths
+from fhirhouse.layout import Layout
 
 RUN_COLUMNS = {"ingest_timestamp", "created_timestamp", "silver_versions"}
 
@@ -39,7 +40,7 @@ def _heart_rates(bundle: dict, delta: int) -> dict:
 
 def _relanded(root: Path, source: Path, name: str, bundle: dict) -> None:
     (source / name).write_text(json.dumps(bundle))
-    jobs.land_job(root, source, cohorts=1)
+    jobs.land_job(Layout.of(root), source, cohorts=1)
 
 
 def test_relanding_one_bundle_parses_one_bundle_and_changes_only_its_rows(tmp_path):
@@ -49,7 +50,7 @@ def test_relanding_one_bundle_parses_one_bundle_and_changes_only_its_rows(tmp_pa
     obs = DeltaTable(str(layout.silver_table("observation")))
     v0 = obs.version()
     _relanded(root, source, "b2.json", _heart_rates(make_bundle("p-2", n_enc=2), 5))
-    silver = jobs.silver_job(root, "A").marker
+    silver = jobs.silver_job(Layout.of(root), "A").marker
     assert (silver["files"], silver["read_files"], silver["parsed_files"]) == (4, 1, 1)
     assert not silver["full"]
     tables = silver["tables"]
@@ -65,20 +66,22 @@ def test_relanding_one_bundle_parses_one_bundle_and_changes_only_its_rows(tmp_pa
         for k in (0, 1)
         for kind in ("update_postimage", "update_preimage")
     ]
-    gold = jobs.gold_job(root, "A")
+    gold = jobs.gold_job(Layout.of(root), "A")
     assert not gold["full"] and gold["recomputed"] == 2 and gold["updated"] == 2
 
 
 def test_a_bundle_touched_but_not_changed_commits_nothing(tmp_path):
     source = _source(tmp_path)
     root = build_lake(tmp_path / "root", source, cohorts=1)
-    versions = jobs.silver_versions(root)
+    versions = jobs.silver_versions(Layout.of(root))
     landed = root / "bronze/fhir/cohort=A/b1.json"
     os.utime(landed, ns=(landed.stat().st_atime_ns, landed.stat().st_mtime_ns + 10**9))
-    silver = jobs.silver_job(root, "A").marker
+    silver = jobs.silver_job(Layout.of(root), "A").marker
     assert (silver["read_files"], silver["parsed_files"]) == (1, 0)  # read and found the same
-    assert jobs.silver_versions(root) == versions
-    again = jobs.silver_job(root, "A").marker  # the new time is recorded: nothing is read
+    assert jobs.silver_versions(Layout.of(root)) == versions
+    again = jobs.silver_job(
+        Layout.of(root), "A"
+    ).marker  # the new time is recorded: nothing is read
     assert again["read_files"] == 0
 
 
@@ -95,11 +98,11 @@ def test_the_quarantine_list_follows_the_bundles(tmp_path):
     landed = root / "bronze/fhir/cohort=A/bad.json"
     os.utime(landed, ns=(landed.stat().st_atime_ns, landed.stat().st_mtime_ns + 10**9))
     _relanded(root, source, "b0.json", _heart_rates(make_bundle("p-0", n_enc=2), 2))
-    jobs.silver_job(root, "A")  # bad.json read again (touched), b0.json parsed again
+    jobs.silver_job(Layout.of(root), "A")  # bad.json read again (touched), b0.json parsed again
     assert [e["kind"] for e in entries()] == ["file"]  # listed once, not twice
     landed.unlink()
     (source / "bad.json").unlink()
-    jobs.silver_job(root, "A")
+    jobs.silver_job(Layout.of(root), "A")
     assert entries() == []  # gone with its file
 
 
@@ -131,10 +134,10 @@ def test_a_changed_parser_reparses_every_bundle(tmp_path, monkeypatch):
     source = _source(tmp_path)
     root = build_lake(tmp_path / "root", source, cohorts=1)
     monkeypatch.setattr("fhirhouse.jobs.silver.code_digest", lambda: "another parser")
-    silver = jobs.silver_job(root, "A").marker
+    silver = jobs.silver_job(Layout.of(root), "A").marker
     assert silver["full"] and silver["parsed_files"] == 4
     assert not any(silver["tables"][t]["committed"] for t in SILVER_TABLES)  # same rows
-    gold = jobs.gold_job(root, "A")
+    gold = jobs.gold_job(Layout.of(root), "A")
     assert gold["full"] and not gold["committed"]
 
 
@@ -144,9 +147,9 @@ def test_the_parse_on_several_processes_equals_the_parse_on_one(tmp_path, monkey
     paths = sorted(source.glob("*.json"))
     sizes = [p.stat().st_size for p in paths]
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    one = parse_paths("A", paths, sizes, tmp_path, now, workers=1)
+    one = parse_paths("A", paths, sizes, tmp_path / "dicom", now, workers=1)
     monkeypatch.setattr(jobs, "WORKER_BYTES", 1)  # every byte is worth a worker
-    two = parse_paths("A", paths, sizes, tmp_path, now, workers=2)
+    two = parse_paths("A", paths, sizes, tmp_path / "dicom", now, workers=2)
     assert one.digests == two.digests and one.bytes == two.bytes
     key = lambda q: (q["file_ref"], q["reason"])  # noqa: E731
     assert sorted(one.quarantine, key=key) == sorted(two.quarantine, key=key)
@@ -167,7 +170,7 @@ def _same_as_a_fresh_build(root: Path, tmp_path: Path, step: int) -> None:
         want = table_frame(b.silver_table(t), RUN_COLUMNS)
         assert got.equals(want), (step, t)
     assert table_frame(a.gold_table, RUN_COLUMNS).equals(table_frame(b.gold_table, RUN_COLUMNS))
-    for cohort in jobs.silver_cohorts(fresh):
+    for cohort in jobs.silver_cohorts(Layout.of(fresh)):
         for path in (a.check_gold(cohort), a.check_cohort("observation", cohort)):
             mine = json.loads(path.read_text())
             theirs = json.loads(Path(str(path).replace(str(a.root), str(b.root))).read_text())
@@ -217,8 +220,8 @@ def test_gold_numbers_in_doubt_after_a_crash_are_recomputed(tmp_path):
     state = json.loads(layout.gold_state("A").read_text())
     layout.gold_state("A").write_text(json.dumps({**state, "dirty": True, "counts": {}}))
     _relanded(root, source, "b1.json", _heart_rates(make_bundle("p-1", n_enc=2), 3))
-    jobs.silver_job(root, "A")
-    gold = jobs.gold_job(root, "A")
+    jobs.silver_job(Layout.of(root), "A")
+    gold = jobs.gold_job(Layout.of(root), "A")
     assert gold["full"] and gold["rows"] == 8
     assert json.loads(layout.gold_state("A").read_text())["counts"]["rows"] == 8
 
@@ -233,7 +236,7 @@ def test_one_table_is_rewritten_from_the_parse_cache(tmp_path, table):
     DeltaTable(str(path)).delete("patient_id = 'p-1'")  # damage one table behind our back
     for bundle in root.glob("bronze/fhir/cohort=A/*.json"):
         bundle.unlink()  # the rewrite reads no bundle
-    marker = jobs.silver_table_job(root, "A", table)
+    marker = jobs.silver_table_job(Layout.of(root), "A", table)
     assert marker["inserted"] >= 1 and marker["table"] == table
     assert table_frame(path, RUN_COLUMNS).equals(want)
 

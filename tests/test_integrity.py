@@ -87,7 +87,7 @@ def _gold(root: Path) -> pl.DataFrame:
 
 def test_a_bronze_file_edited_in_place_or_deleted_is_landed_again_from_the_source(tmp_path):
     source, root, config = _lake(tmp_path)
-    [copy] = landing.fhir_dir(root).glob("cohort=*/b1.json")
+    [copy] = Layout.of(root).bronze_fhir.glob("cohort=*/b1.json")
     st = copy.stat()
     edited = copy.read_bytes().replace(b'"female"', b'"male"  ', 1)  # same size
     assert edited != copy.read_bytes()
@@ -107,7 +107,7 @@ def test_a_bronze_file_edited_in_place_or_deleted_is_landed_again_from_the_sourc
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
     # a Bronze file deleted: landed again into its own cohort, its rows back
-    [copy] = landing.fhir_dir(root).glob("cohort=*/b2.json")
+    [copy] = Layout.of(root).bronze_fhir.glob("cohort=*/b2.json")
     copy.unlink()
     status = fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
     assert "damaged (0 changed, 1 gone since landing)" in status
@@ -122,7 +122,7 @@ def test_a_bronze_file_edited_in_place_or_deleted_is_landed_again_from_the_sourc
 def test_a_changed_bronze_file_without_its_source_stops_the_landing(tmp_path):
     source, root, config = _lake(tmp_path)
     (source / "b3.json").unlink()
-    [copy] = landing.fhir_dir(root).glob("cohort=*/b3.json")
+    [copy] = Layout.of(root).bronze_fhir.glob("cohort=*/b3.json")
     copy.write_bytes(copy.read_bytes().replace(b'"female"', b'"male"'))
     proc = snakemake(tmp_path, "--cores", "2", config=config, check=False)
     assert proc.returncode != 0
@@ -131,11 +131,11 @@ def test_a_changed_bronze_file_without_its_source_stops_the_landing(tmp_path):
     assert f"cohort {cohort}: Bronze file {redact('b3.json')} changed since it was landed" in log
     assert "b3.json" not in log
     with pytest.raises(landing.BronzeTampered):
-        landing.land(root, source, cohorts=2)
+        landing.land(Layout.of(root), source, cohorts=2)
     copy.unlink()  # the documented way out: delete it (or put the source back)
     snakemake(tmp_path, "--cores", "2", config=config)
     # a copy changed after its source is gone (and after a landing that knew it): caught too
-    [other] = landing.fhir_dir(root).glob("cohort=*/b2.json")
+    [other] = Layout.of(root).bronze_fhir.glob("cohort=*/b2.json")
     (source / "b2.json").unlink()
     snakemake(tmp_path, "--cores", "2", config=config)
     other.write_bytes(other.read_bytes() + b" ")
@@ -149,7 +149,7 @@ def test_a_changed_bronze_file_without_its_source_stops_the_landing(tmp_path):
 
 def test_the_landing_index_names_no_file(tmp_path, sample_source):
     root = build_lake(tmp_path / "lake", sample_source, gold=False)
-    text = landing.landed_index_path(root).read_text()
+    text = landing.landed_index_path(Layout.of(root)).read_text()
     for p in sample_source.rglob("*"):
         assert p.name not in text and p.stem not in text
     assert all(len(v) == 4 for k, v in json.loads(text).items() if len(v) > 3 or "dicom" not in k)
@@ -184,7 +184,7 @@ def test_lost_commits_and_outside_writes_are_damage_and_the_next_build_repairs_t
     status = fhirhouse("status", "--root", str(root), cwd=tmp_path).stdout
     [line] = [ln for ln in status.splitlines() if ln.startswith(cohort + " ")]
     assert f"damaged (silver.observation lost the commit of version {version}" in line
-    checks = jobs.check_tables_job(root)
+    checks = jobs.check_tables_job(Layout.of(root))
     assert not checks["passed"]
     result = json.loads(layout.check_table("observation").read_text())
     assert "rows!=markers" in result["failed_checks"]
@@ -287,7 +287,7 @@ def test_fhirhouse_run_lands_a_tampered_bronze_file_again_and_says_so(tmp_path, 
     root = tmp_path / "lake"
     args = ("run", "--root", str(root), "--source", str(sample_source), "--no-gold")
     assert fhirhouse(*args, cwd=tmp_path).returncode == 0
-    copy = sorted(landing.fhir_dir(root).glob("cohort=A/*.json"))[0]
+    copy = sorted(Layout.of(root).bronze_fhir.glob("cohort=A/*.json"))[0]
     original = copy.read_bytes()
     copy.write_bytes(original + b" ")  # valid JSON, other bytes
     proc = fhirhouse(*args, cwd=tmp_path)
@@ -312,11 +312,11 @@ def test_the_same_damage_coming_back_reruns_the_job_again(tmp_path):
 
 def test_landing_index_entries_of_an_older_release_learn_their_cohort(tmp_path, sample_source):
     root = tmp_path / "lake"
-    landing.land(root, sample_source)
-    index_path = landing.landed_index_path(root)
+    landing.land(Layout.of(root), sample_source)
+    index_path = landing.landed_index_path(Layout.of(root))
     old = {k: v[:3] for k, v in json.loads(index_path.read_text()).items()}
     index_path.write_text(json.dumps(old))
-    landing.land(root, sample_source)
+    landing.land(Layout.of(root), sample_source)
     bundles = {name_key(p.name) for p in sample_source.glob("*.json")}
     upgraded = json.loads(index_path.read_text())
     assert all(len(upgraded[k]) == 4 for k in bundles)
@@ -324,14 +324,14 @@ def test_landing_index_entries_of_an_older_release_learn_their_cohort(tmp_path, 
 
 def test_a_landing_cut_short_before_its_index_is_not_taken_for_tampering(tmp_path, sample_source):
     root = tmp_path / "lake"
-    landing.land(root, sample_source)
+    landing.land(Layout.of(root), sample_source)
     src = sorted(sample_source.glob("*.json"))[0]
-    [copy] = landing.fhir_dir(root).glob(f"cohort=*/{src.name}")
+    [copy] = Layout.of(root).bronze_fhir.glob(f"cohort=*/{src.name}")
     src.write_bytes(src.read_bytes() + b" ")
     copy.write_bytes(src.read_bytes())  # copied, then killed before landed.json was written
-    result = landing.land(root, sample_source)
+    result = landing.land(Layout.of(root), sample_source)
     assert result.restored == {} and copy.read_bytes() == src.read_bytes()
-    assert landing.bronze_drift(root, sample_source) == []
+    assert landing.bronze_drift(Layout.of(root), sample_source) == []
 
 
 def test_a_stuck_process_is_ended_after_ctrl_c(tmp_path):

@@ -10,6 +10,7 @@ from conftest import FIXTURES, ORACLE, build_lake, make_bundle, require_shared, 
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.bronze.landing import cohort_files, list_cohorts
+from fhirhouse.layout import Layout
 from fhirhouse.redact import redact
 from fhirhouse.silver.registry import spec
 from fhirhouse.store.delta import read_table
@@ -69,12 +70,12 @@ def test_the_parse_index_records_each_bundle_by_a_digest_of_its_name(tmp_path):
     assert write_corpus(src, 4, 3)["dicom_files"] > 0
     (src / "broken.json").write_bytes(b'{"resourceType": "Bundle", "entry": [')
     root = tmp_path / "root"
-    jobs.land_job(root, src, cohorts=1)
-    silver = jobs.silver_job(root, "A")
+    jobs.land_job(Layout.of(root), src, cohorts=1)
+    silver = jobs.silver_job(Layout.of(root), "A")
     assert silver.marker["quarantined_files"] == 1 and silver.marker["parsed_files"] == 5
     layout = jobs.Layout.of(root)
     index = ParseIndex.read(layout.parse_index("A"))
-    files = cohort_files(root, "A")
+    files = cohort_files(Layout.of(root), "A")
     assert set(index.files) == {name_key(p.name) for p in files}
     for p in files:
         assert index.files[name_key(p.name)].digest == digest.of_bytes(p.read_bytes())
@@ -108,8 +109,8 @@ def test_removing_a_bundle_deletes_its_rows_from_that_cohort_only(tmp_path):
     root = tmp_path / "root"
     build_all(root, src, cohorts=2)
     (root / "bronze/fhir/cohort=A/f0.json").unlink()
-    jobs.bronze_cohort_job(root, "A")
-    m = jobs.silver_job(root, "A").marker
+    jobs.bronze_cohort_job(Layout.of(root), "A")
+    m = jobs.silver_job(Layout.of(root), "A").marker
     assert m["parsed_files"] == 0
     enc = m["tables"]["encounter"]
     assert (enc["deleted"], enc["inserted"], enc["updated"]) == (2, 0, 0)
@@ -127,7 +128,11 @@ def fixture_build(tmp_path_factory):
 
 def test_cohort_assignment_matches_reference(fixture_build):
     expected = json.loads((ORACLE / "cohort_assignment.json").read_text())
-    got = {p.name: c for c in list_cohorts(fixture_build) for p in cohort_files(fixture_build, c)}
+    got = {
+        p.name: c
+        for c in list_cohorts(Layout.of(fixture_build))
+        for p in cohort_files(Layout.of(fixture_build), c)
+    }
     assert got == {e["file"]: e["cohort"] for e in expected}
 
 

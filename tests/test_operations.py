@@ -14,6 +14,7 @@ from deltalake import DeltaTable
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.cli import main
 from fhirhouse.jobs.ops import OPS_TABLES
+from fhirhouse.layout import Layout
 from fhirhouse.store import maintenance
 from fhirhouse.store.delta import table_version
 
@@ -56,7 +57,7 @@ def churned(tmp_path: Path) -> tuple[Path, Path]:
     root = build_lake(tmp_path / "root", source)
     for k in range(3):
         drop = write_bundles(tmp_path / f"drop{k}", {f"d{k}.json": make_bundle(f"p-d{k}")})
-        jobs.land_job(root, drop, cohort="A")
+        jobs.land_job(Layout.of(root), drop, cohort="A")
         build_lake(root, None)
     for i in range(6):
         _change(source, i, "male")
@@ -122,7 +123,7 @@ def test_rollback_restores_the_table_and_drops_the_markers_it_invalidates(tmp_pa
     assert not layout.silver_cohort_marker("B").exists()
     assert not layout.parse_index("B").exists()
     assert layout.silver_cohort_marker("A").exists() and layout.parse_index("A").exists()
-    rebuilt = jobs.silver_job(root, "B").marker
+    rebuilt = jobs.silver_job(Layout.of(root), "B").marker
     assert rebuilt["full"] and rebuilt["tables"]["patient"]["updated"] == 1
     assert rebuilt["tables"]["observation"]["committed"] is False
 

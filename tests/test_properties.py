@@ -164,7 +164,7 @@ def test_mutated_files_end_in_records_or_quarantine(bundles, scratch, data):
         content = raw[:at] + data.draw(st.binary(max_size=20)) + raw[at:]
     path = scratch / "bundle.json"
     path.write_bytes(content)
-    out = parse_batch("A", [str(path)], str(scratch), dt.datetime.now(dt.UTC))
+    out = parse_batch("A", [str(path)], str(scratch / "dicom"), dt.datetime.now(dt.UTC))
     rejected = [q for q in out.quarantine if q["kind"] == "file"]
     assert len(rejected) <= 1
     if rejected:

@@ -23,6 +23,7 @@ from conftest import (
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.bronze import landing
+from fhirhouse.layout import Layout
 from fhirhouse.redact import redact
 from fhirhouse.silver.registry import spec
 from fhirhouse.store.delta import table_version
@@ -76,7 +77,7 @@ def test_twelve_cohorts_with_four_cores(tmp_path):
         tmp_path, "--cores", "4", config={"root": root, "source": source, "cohorts": 12}
     )
     no_surfaced_conflicts(proc)
-    assert landing.list_cohorts(root) == [chr(ord("A") + i) for i in range(12)]
+    assert landing.list_cohorts(Layout.of(root)) == [chr(ord("A") + i) for i in range(12)]
     _assert_complete(root, patients, 2)
     # each table got one commit per cohort, and no cohort's rows ended in another's partition
     for table in ("patient", "encounter", "observation"):
@@ -134,7 +135,7 @@ def test_relanding_the_same_drop_a_changed_bundle_and_a_removed_bundle(tmp_path)
 
     # 3. a bundle withdrawn (from the source and from its Bronze cohort): its rows go
     (source / "b002.json").unlink()
-    [bronze_copy] = landing.fhir_dir(root).glob("cohort=*/b002.json")
+    [bronze_copy] = Layout.of(root).bronze_fhir.glob("cohort=*/b002.json")
     bronze_copy.unlink()
     run_then_noop()
     _assert_complete(root, patients - {"p-002"}, 2)
@@ -205,7 +206,7 @@ def test_no_identifier_leaks_with_debug_logging_on_the_shared_fixtures(tmp_path)
     assert any("files.json" in k for k in texts) and any("landed.json" in k for k in texts)
     for p in (tmp_path / ".snakemake" / "log").glob("*.log"):
         texts[p.name] = p.read_text()
-    texts["run_history"] = str(read_run_history(root).to_dicts())
+    texts["run_history"] = str(read_run_history(Layout.of(root).run_history).to_dicts())
     texts["ingest_log"] = str(pl.read_delta(str(root / "silver/ingest_log")).to_dicts())
     texts["stdout/stderr"] = ok.stdout + ok.stderr + failed.stdout + failed.stderr
     assert "check failed" in texts["stdout/stderr"]

@@ -29,9 +29,10 @@ from deltalake import DeltaTable, write_deltalake
 from fhirhouse import SILVER_TABLES, cli, jobs
 from fhirhouse.bronze import landing
 from fhirhouse.bronze.synth import write_corpus
+from fhirhouse.layout import Layout
 from fhirhouse.silver.registry import spec
 from fhirhouse.store import delta, maintenance, objects
-from fhirhouse.store.objects import STATE_DIR_ENV, StorePath
+from fhirhouse.store.objects import StorePath
 
 pytestmark = pytest.mark.workflow
 
@@ -156,7 +157,11 @@ def test_two_cohort_build_then_rerun_then_a_changed_bundle(bucket, tmp_path):
         "cohort=A",
         "cohort=B",
     ]
-    assert len(landing.cohort_files(root, "A")) + len(landing.cohort_files(root, "B")) == 4
+    assert (
+        len(landing.cohort_files(Layout.of(root), "A"))
+        + len(landing.cohort_files(Layout.of(root), "B"))
+        == 4
+    )
     state = tmp_path / ".fhirhouse-state" / bucket / "lake"
     assert (state / "_markers" / "gold" / "manifest.json").is_file()
     assert (state / "_ops" / "run_history" / "_delta_log").is_dir()
@@ -217,7 +222,6 @@ def test_cli_run_status_history_maintain_rollback_on_s3(bucket, tmp_path, monkey
     source, patients = _source(tmp_path / "src", 4)
     root, state = f"s3://{bucket}/lake", tmp_path / "state"
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(STATE_DIR_ENV, "unset-by-teardown")  # main() exports --state-dir
     where = ["--root", root, "--state-dir", str(state)]
     assert cli.main(["run", *where, "--source", str(source), "--cohorts", "2"]) == 0
     _assert_complete(root, patients, 2)
@@ -239,7 +243,7 @@ def test_cli_run_status_history_maintain_rollback_on_s3(bucket, tmp_path, monkey
     assert cli.main(["maintain", *where, "--table", "gold"]) == 0
     assert "gold: 2 -> 1 files (2 compacted, 0 vacuumed), 8 rows" in capsys.readouterr().out
 
-    layout = jobs.Layout.of(root)
+    layout = jobs.Layout.of(root, state)
     assert cli.main(["rollback", *where, "--table", "gold", "--to-version", "1"]) == 0
     version = delta.table_version(layout.gold_table)
     manifest = json.loads(StorePath(str(layout.corpus_manifest)).read_text())
@@ -252,7 +256,7 @@ def test_a_generated_corpus_with_dicom_builds_the_same_on_s3_as_locally(
     bucket, tmp_path, monkeypatch
 ):
     """Every Silver table and Gold, DICOM-derived columns included, equal row for row."""
-    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "state"))  # main() exports it again
+    monkeypatch.chdir(tmp_path)  # the s3:// root's state: .fhirhouse-state/ here
     corpus = tmp_path / "corpus"
     assert write_corpus(corpus, 6, 7)["dicom_files"] > 0
     local, remote = tmp_path / "local", f"s3://{bucket}/lake"

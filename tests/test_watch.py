@@ -15,6 +15,7 @@ from conftest import BIN, make_bundle, snakemake, write_bundles
 
 from fhirhouse import jobs
 from fhirhouse.bronze import landing
+from fhirhouse.layout import Layout
 from fhirhouse.watch import Watcher, affected_cohorts, pending_files
 
 pytestmark = pytest.mark.workflow
@@ -24,7 +25,7 @@ def _silver_run_ids(root: Path) -> dict[str, str]:
     layout = jobs.Layout.of(root)
     return {
         c: json.loads(layout.silver_cohort_marker(c).read_text())["run_id"]
-        for c in landing.list_cohorts(root)
+        for c in landing.list_cohorts(Layout.of(root))
         if layout.silver_cohort_marker(c).exists()
     }
 
@@ -51,10 +52,10 @@ def built(tmp_path: Path) -> tuple[Path, Path]:
 def test_a_new_cohort_folder_is_built_alone_and_nothing_is_replayed(built):
     workdir, root = built
     before = _silver_run_ids(root)
-    assert affected_cohorts(root) == {}  # a restart of the watcher would be silent
+    assert affected_cohorts(Layout.of(root)) == {}  # a restart of the watcher would be silent
     proc = _watch(workdir, "--root", str(root), "--interval", "0.5", "--max-polls", "30")
     time.sleep(3)  # a few empty polls first
-    write_bundles(landing.fhir_dir(root) / "cohort=D", {"d.json": make_bundle("p-d")})
+    write_bundles(Layout.of(root).bronze_fhir / "cohort=D", {"d.json": make_bundle("p-d")})
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-3000:]
     after = _silver_run_ids(root)
@@ -70,11 +71,11 @@ def test_a_changed_bundle_in_the_landing_folder_rebuilds_its_cohort(built):
     workdir, root = built
     source = workdir / "src"
     before = _silver_run_ids(root)
-    assert pending_files(root, source) == 0
+    assert pending_files(Layout.of(root), source) == 0
     changed = make_bundle("p-1")
     changed["entry"][0]["resource"]["gender"] = "male"
     (source / "b1.json").write_text(json.dumps(changed))  # landed in cohort B
-    watcher = Watcher(root=root, source=source, workdir=workdir)
+    watcher = Watcher(layout=Layout.of(root), source=source, workdir=workdir)
     run = watcher.poll()
     assert run is not None and run["outcome"] == "success"
     assert run["cohorts_built"] == ["B"]
@@ -95,16 +96,16 @@ def test_ctrl_c_stops_the_watcher_cleanly(tmp_path):
 
 def test_a_failed_run_is_not_retried_until_its_files_change(tmp_path):
     root = tmp_path / "lake"
-    write_bundles(landing.fhir_dir(root) / "cohort=A", {"a.json": make_bundle("p-a")})
+    write_bundles(Layout.of(root).bronze_fhir / "cohort=A", {"a.json": make_bundle("p-a")})
     calls = []
 
     def failing_runner(targets, config, **kwargs):
         calls.append(targets)
         raise RuntimeError("a job failed")
 
-    watcher = Watcher(root=root, workdir=tmp_path, runner=failing_runner)
+    watcher = Watcher(layout=Layout.of(root), workdir=tmp_path, runner=failing_runner)
     run = watcher.poll()
     assert run is not None and run["outcome"].startswith("failed (RuntimeError")
     assert watcher.poll() is None and watcher.poll() is None  # not retried on every poll
-    write_bundles(landing.fhir_dir(root) / "cohort=A", {"b.json": make_bundle("p-b")})
+    write_bundles(Layout.of(root).bronze_fhir / "cohort=A", {"b.json": make_bundle("p-b")})
     assert watcher.poll() is not None and len(calls) == 2  # a change: tried again

@@ -17,6 +17,7 @@ from conftest import SAMPLE, bundle_identifiers, requires_dot, snakemake
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.cli import main
+from fhirhouse.layout import Layout
 from fhirhouse.status import cohort_statuses
 from fhirhouse.store.delta import table_version
 from fhirhouse.store.history import read_run_history
@@ -222,7 +223,7 @@ def test_logs_and_markers_carry_no_identifiers(built_once):
     logged += [p for p in (root / "_checks").rglob("*") if p.is_file()]
     assert len(logged) > 40
     texts = {p.name: p.read_text() for p in logged}
-    texts["run_history"] = str(read_run_history(root).to_dicts())
+    texts["run_history"] = str(read_run_history(Layout.of(root).run_history).to_dicts())
     texts["ingest_log"] = pl.read_delta(str(root / "silver/ingest_log")).write_csv()
     for name, text in texts.items():
         leaks = [s for s in secrets if s in text]
@@ -271,13 +272,13 @@ def test_failing_check_under_fail_blocks_only_that_cohorts_gold(tmp_path, sample
     assert not (root / "_markers/gold/cohort=B.json").exists()
     assert (root / "_markers/gold/cohort=A.json").exists()
     assert (root / "_markers/gold/cohort=C.json").exists()
-    history = read_run_history(root)
+    history = read_run_history(Layout.of(root).run_history)
     failed = history.filter(pl.col("status") == "failed")
     rows = {(r["rule"], r["cohort"]) for r in failed.iter_rows(named=True)}
     assert ("silver", "B") in rows and ("(invocation)", None) in rows
     msg = failed.filter(pl.col("rule") == "silver")["message"][0]
     assert "non_null:gender" in msg
-    states = {s.cohort: s for s in cohort_statuses(root)}
+    states = {s.cohort: s for s in cohort_statuses(Layout.of(root))}
     assert states["B"].silver == "failed" and states["B"].gold == "not built"
     assert states["B"].checks == "failed"
     assert states["A"].gold.startswith("built") and states["A"].checks == "passed"
@@ -300,7 +301,7 @@ def test_failing_check_under_warn_is_recorded_and_the_build_goes_on(tmp_path, sa
 
 def test_run_history_has_a_row_per_job(built_once):
     _, root, _ = built_once
-    history = read_run_history(root)
+    history = read_run_history(Layout.of(root).run_history)
     jobs_rows = history.filter(pl.col("rule") != "(invocation)")
     assert jobs_rows["status"].unique().to_list() == ["success"]
     assert jobs_rows["run_id"].n_unique() == 1
@@ -324,7 +325,7 @@ def test_status_and_history_commands(built, capsys):
     assert "gold.encounter_summary: 18 rows" in out
     for f in (root / "bronze/fhir/cohort=B").iterdir():
         f.write_bytes(f.read_bytes() + b"\n")  # changed in Bronze, not by a landing
-    states = {s.cohort: s for s in cohort_statuses(root)}
+    states = {s.cohort: s for s in cohort_statuses(Layout.of(root))}
     assert states["B"].bronze == "damaged (2 changed, 0 gone since landing)"
     assert states["B"].gold.startswith("stale")
     assert states["A"].bronze.startswith("built")

@@ -16,18 +16,11 @@ from typing import Any
 
 from fhirhouse import __version__, jobs, logs, summary
 from fhirhouse import status as status_mod
-from fhirhouse.bronze.landing import (
-    cohort_inputs,
-    fhir_dir,
-    list_cohorts,
-    restored_note,
-    sync_state_file,
-)
+from fhirhouse.bronze.landing import cohort_inputs, list_cohorts, restored_note, sync_state_file
 from fhirhouse.bronze.synth import SYNTH_FIELDS
 from fhirhouse.config import ConfigError, load_config
+from fhirhouse.layout import Layout, check_cohort_label
 from fhirhouse.preflight import landing_labels, source_problem
-from fhirhouse.store.delta import check_cohort_label
-from fhirhouse.store.objects import export_state_dir, is_uri, state_dir
 from fhirhouse.words import plural
 
 log = logging.getLogger("fhirhouse.cli")
@@ -45,10 +38,10 @@ def _root_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _export_state_dir(args: argparse.Namespace) -> None:
-    """For an s3:// root, make the configured state folder the one every job uses."""
+def _layout(args: argparse.Namespace) -> Layout:
+    """The command's storage root, resolved once (``--root``/``--state-dir`` over config)."""
     cfg = load_config(args.config, {"root": args.root, "state_dir": args.state_dir})
-    export_state_dir(cfg["root"], cfg.get("state_dir"))
+    return Layout.of(cfg["root"], cfg.get("state_dir"))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -225,20 +218,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _job(root: str, rule: str, label: str | None, fn: Any, /, *a: Any, **kw: Any) -> Any:
+def _job(layout: Layout, rule: str, label: str | None, fn: Any, /, *a: Any, **kw: Any) -> Any:
     """Run one job function with its run-history row (rule, cohort ``label``), as the rule
     scripts do; returns what the function returns."""
-    with jobs.recorded(root, rule, label) as record:
+    with jobs.recorded(layout, rule, label) as record:
         result = fn(*a, **kw)
         record.marker = getattr(result, "marker", result)
     return result
 
 
-def cmd_watch(args: argparse.Namespace) -> int:
+def cmd_watch(args: argparse.Namespace, layout: Layout) -> int:
     from fhirhouse.watch import Watcher
 
-    root: str | Path = load_config(args.config, {"root": args.root})["root"]
-    root = root if is_uri(root) else Path(root).resolve()
     source = Path(args.source).resolve() if args.source else None
     if source is not None and not source.is_dir():
         raise FileNotFoundError(f"--source is not a folder: {source}")
@@ -250,7 +241,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.INFO)
     watcher = Watcher(
-        root=root,
+        layout=layout,
         source=source,
         land_into=args.land_into,
         with_gold=args.with_gold,
@@ -261,7 +252,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return watcher.watch(args.interval, args.max_polls)
 
 
-def cmd_maintain(args: argparse.Namespace) -> int:
+def cmd_maintain(args: argparse.Namespace, layout: Layout) -> int:
     cfg = load_config(args.config, {"root": args.root})
     hours = args.retention_hours
     if hours is None:
@@ -269,7 +260,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     if hours < 0:
         raise ValueError("--retention-hours must be 0 or more")
     done = _job(
-        cfg["root"], "maintain", None, jobs.maintain_job, cfg["root"], args.table,
+        layout, "maintain", None, jobs.maintain_job, layout, args.table,
         retention_hours=hours,
     )  # fmt: skip
     for t in done["tables"]:
@@ -284,9 +275,8 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rollback(args: argparse.Namespace) -> int:
-    root = load_config(args.config, {"root": args.root})["root"]
-    out = _job(root, f"rollback_{args.table}", None, jobs.rollback_job, root, args.table,
+def cmd_rollback(args: argparse.Namespace, layout: Layout) -> int:
+    out = _job(layout, f"rollback_{args.table}", None, jobs.rollback_job, layout, args.table,
                args.to_version)  # fmt: skip
     cohorts = ", ".join(f"cohort {c}" for c in out["changed_cohorts"]) or "none"
     print(
@@ -300,7 +290,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, layout: Layout) -> int:
     overrides = {
         "root": args.root,
         "source": args.source,
@@ -316,14 +306,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         problem = source_problem(Path(cfg["source"]), name)
         if problem:
             raise FileNotFoundError(problem)  # before anything is written
-    if args.no_source and not list_cohorts(cfg["root"]):
+    if args.no_source and not list_cohorts(layout):
         raise FileNotFoundError(
-            f"no source folder given and no Bronze cohorts under {fhir_dir(cfg['root'])}"
+            f"no source folder given and no Bronze cohorts under {layout.bronze_fhir}"
             "; set `source` (config or --source) to a folder of bundle *.json files"
         )
     if args.only:
         # a cohort that neither exists nor can be landed now: refused before anything is written
-        possible = set(list_cohorts(cfg["root"]))
+        possible = set(list_cohorts(layout))
         if not args.no_source:
             possible |= set(landing_labels(cfg["cohorts"], cfg["land_into"]))
         unknown = sorted(set(args.only) - possible)
@@ -334,25 +324,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # parse workers start now and import while the source is landed
     with ParsePool(args.cores or os.cpu_count() or 1) as pool:
-        return _run(args, cfg, pool, started)
+        return _run(args, layout, cfg, pool, started)
 
 
-def _run(args: argparse.Namespace, cfg: dict[str, Any], pool: Any, started: float) -> int:
+def _run(
+    args: argparse.Namespace, layout: Layout, cfg: dict[str, Any], pool: Any, started: float
+) -> int:
     """`fhirhouse run` after its configuration is read, with a pool of parse workers."""
-    root = cfg["root"]
     checks = cfg["checks"]
     policy, silver_rules = checks.get("on_failure", "warn"), checks.get("silver") or {}
-    source = jobs.resolve_source(root, cfg["source"]) if not args.no_source else None
-    layout = jobs.Layout.of(root)
+    source = jobs.resolve_source(layout, cfg["source"]) if not args.no_source else None
     if source == layout.synth_dir:
         synth = cfg["synth"]
         print(f"generating {synth['patients']} synthetic patients (seed {synth['seed']})")
         _job(
-            root, "synth", None, jobs.synth_job, source, synth["patients"], synth["seed"],
+            layout, "synth", None, jobs.synth_job, source, synth["patients"], synth["seed"],
             marker=layout.synth_marker, progress=True,
         )  # fmt: skip
     landed = _job(
-        root, "land", None, jobs.land_job, root, source,
+        layout, "land", None, jobs.land_job, layout, source,
         cohorts=cfg["cohorts"], cohort=cfg["land_into"],
     )  # fmt: skip
     print(
@@ -361,7 +351,7 @@ def _run(args: argparse.Namespace, cfg: dict[str, Any], pool: Any, started: floa
         f"{sum(landed['replaced_files'].values()):,} changed"
         f"{restored_note(landed.get('restored_files') or {})})"
     )
-    available = list_cohorts(root)
+    available = list_cohorts(layout)
     wanted = [check_cohort_label(c) for c in args.only] if args.only else available
     missing = sorted(set(wanted) - set(available))
     if missing:
@@ -372,17 +362,17 @@ def _run(args: argparse.Namespace, cfg: dict[str, Any], pool: Any, started: floa
     for n, cohort in enumerate(wanted, 1):
         t0 = time.monotonic()
         # the fingerprint the Snakefile keeps too, so `status` compares against this build
-        sync_state_file(layout.bronze_state(cohort), cohort_inputs(root, cohort))
-        _job(root, "bronze", cohort, jobs.bronze_cohort_job, root, cohort)
+        sync_state_file(layout.bronze_state(cohort), cohort_inputs(layout, cohort))
+        _job(layout, "bronze", cohort, jobs.bronze_cohort_job, layout, cohort)
         silver = _job(
-            root, "silver", cohort, jobs.silver_job, root, cohort,
+            layout, "silver", cohort, jobs.silver_job, layout, cohort,
             pool=pool, policy=policy, overrides=silver_rules,
         )  # fmt: skip
         results[cohort] = silver.marker["tables"]
         g = None
         if not args.no_gold:
             g = _job(
-                root, "gold", cohort, jobs.gold_job, root, cohort,
+                layout, "gold", cohort, jobs.gold_job, layout, cohort,
                 policy=policy, max_age=max_age, slices=silver.slices,
             )  # fmt: skip
         line = f"[{n}/{len(wanted)}] {summary.cohort_line(cohort, silver.marker, g)}"
@@ -390,17 +380,17 @@ def _run(args: argparse.Namespace, cfg: dict[str, Any], pool: Any, started: floa
         _release_memory()  # a cohort's rows are done with: hand their memory back
         print(f"{line} in {time.monotonic() - t0:.1f} s")
     print()
-    print(summary.rows_table(root, results))
+    print(summary.rows_table(layout, results))
     _job(
-        root, "check_tables", None, jobs.check_tables_job, root,
+        layout, "check_tables", None, jobs.check_tables_job, layout,
         overrides=silver_rules, policy=policy,
     )  # fmt: skip
-    failing = summary.table_checks(root)
+    failing = summary.table_checks(layout)
     if failing:
         print("\n" + "\n".join(failing))
     if not args.no_gold:
-        _write_manifest(root)
-    print(f"\ndone in {time.monotonic() - started:.1f} s; data under {summary.where(root)}/")
+        _write_manifest(layout)
+    print(f"\ndone in {time.monotonic() - started:.1f} s; data under {summary.where(layout)}/")
     return 0
 
 
@@ -415,60 +405,58 @@ def _release_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def _write_manifest(root: str) -> None:
-    manifest = _job(root, "gold_manifest", None, jobs.gold_manifest_job, root)
-    print(summary.manifest_line(root, manifest))
+def _write_manifest(layout: Layout) -> None:
+    manifest = _job(layout, "gold_manifest", None, jobs.gold_manifest_job, layout)
+    print(summary.manifest_line(layout, manifest))
 
 
-def _build_gold(
-    root: str, cohorts: Sequence[str], policy: str = "warn", max_age: int = 130
-) -> None:
+def _build_gold(layout: Layout, cohorts: Sequence[str], policy: str, max_age: int) -> None:
     for cohort in cohorts:
-        m = _job(root, "gold", cohort, jobs.gold_job, root, cohort, policy=policy, max_age=max_age)
+        m = _job(
+            layout, "gold", cohort, jobs.gold_job, layout, cohort, policy=policy, max_age=max_age
+        )
         print(
             f"gold cohort {cohort}: {plural(m['rows'], 'row')} "
             f"(+{m['inserted']:,} ~{m['updated']:,} -{m['deleted']:,}) in {m['seconds']:.2f} s; "
             f"checks {'passed' if m['checks_passed'] else 'FAILED'}"
         )
-    _write_manifest(root)
+    _write_manifest(layout)
 
 
-def _recorded_invocation(args: argparse.Namespace, command: Any) -> int:
+def _recorded_invocation(args: argparse.Namespace, layout: Layout, command: Any) -> int:
     """Run a building command and add its invocation row to the run history."""
     try:
-        code = command(args)
+        code = command(args, layout)
     except ConfigError:  # refused before anything ran: nothing to record
         raise
     except KeyboardInterrupt:
-        _record_end(args, "interrupted")
+        _record_end(layout, "interrupted")
         raise
     except BaseException:
-        _record_end(args, "failed")
+        _record_end(layout, "failed")
         raise
     if code == 0:
-        _record_end(args, "success")
+        _record_end(layout, "success")
     return code
 
 
-def _record_end(args: argparse.Namespace, outcome: str) -> None:
-    try:
-        root = load_config(args.config, {"root": args.root})["root"]
-    except ConfigError:
-        return
-    if state_dir(root).exists():
-        jobs.record_invocation(root, outcome)
+def _record_end(layout: Layout, outcome: str) -> None:
+    if layout.state.exists():
+        jobs.record_invocation(layout, outcome)
 
 
-def cmd_gold(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, {"root": args.root})
-    root, checks = cfg["root"], cfg["checks"]
-    cohorts = jobs.silver_cohorts(root)
+def cmd_gold(args: argparse.Namespace, layout: Layout) -> int:
+    checks = load_config(args.config, {"root": args.root})["checks"]
+    cohorts = jobs.silver_cohorts(layout)
     if not cohorts:
-        print(f"error: no Silver tables under {root}; run `fhirhouse run` first", file=sys.stderr)
+        print(
+            f"error: no Silver tables under {layout.root}; run `fhirhouse run` first",
+            file=sys.stderr,
+        )
         return 2
     started = time.monotonic()
     max_age = (checks.get("gold") or {}).get("max_age", 130)
-    _build_gold(root, cohorts, checks.get("on_failure", "warn"), max_age)
+    _build_gold(layout, cohorts, checks.get("on_failure", "warn"), max_age)
     print(f"done in {time.monotonic() - started:.1f} s")
     return 0
 
@@ -528,13 +516,12 @@ class _NotTheJobFailure(logging.Filter):
         return not (record.name == "fhirhouse.jobs.runlog" and record.levelno >= logging.ERROR)
 
 
-def _require_root(args: argparse.Namespace) -> None:
+def _require_root(layout: Layout) -> None:
     """Refuse a root that does not exist (a typo must not look like an empty lake), before
     anything is written."""
-    root = load_config(args.config, {"root": args.root})["root"]
-    if not state_dir(root).is_dir():
-        where = root if is_uri(root) else Path(root).resolve()
-        extra = f" (its state folder {state_dir(root)} does not exist)" if is_uri(root) else ""
+    if not layout.state.is_dir():
+        where = layout.root if layout.on_store else Path(layout.root).resolve()
+        extra = f" (its state folder {layout.state} does not exist)" if layout.on_store else ""
         raise FileNotFoundError(
             f"no lakehouse at {where}{extra}; check --root (or config `root`), or build one "
             "with `snakemake` or `fhirhouse run`"
@@ -550,31 +537,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(_NotTheJobFailure())
     try:
-        if hasattr(args, "root"):
-            _export_state_dir(args)
-        if args.command in ("run", "gold"):
-            return _recorded_invocation(args, cmd_run if args.command == "run" else cmd_gold)
         if args.command == "contract":
             return cmd_contract(args)
         if args.command == "synth":
             return cmd_synth(args)
+        layout = _layout(args)
+        if args.command in ("run", "gold"):
+            command = cmd_run if args.command == "run" else cmd_gold
+            return _recorded_invocation(args, layout, command)
         if args.command in ("status", "history", "rollback", "maintain"):
-            _require_root(args)
-        if args.command in ("status", "history"):
-            root = load_config(args.config, {"root": args.root})["root"]
-            if args.command == "status":
-                print(status_mod.render_status(root))
-            elif args.table:
-                print(status_mod.render_table_history(root, args.table, args.last))
+            _require_root(layout)
+        if args.command == "status":
+            print(status_mod.render_status(layout))
+            return 0
+        if args.command == "history":
+            if args.table:
+                print(status_mod.render_table_history(layout, args.table, args.last))
             else:
-                print(status_mod.render_history(root, args.last, args.jobs))
+                print(status_mod.render_history(layout, args.last, args.jobs))
             return 0
         if args.command == "watch":
-            return cmd_watch(args)
+            return cmd_watch(args, layout)
         if args.command == "maintain":
-            return _recorded_invocation(args, cmd_maintain)
+            return _recorded_invocation(args, layout, cmd_maintain)
         if args.command == "rollback":
-            return _recorded_invocation(args, cmd_rollback)
+            return _recorded_invocation(args, layout, cmd_rollback)
     except jobs.StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,15 +1,17 @@
 """Every path fhirhouse uses for one storage root, and the cohort-label rule.
 
-Light on purpose (the standard library and :mod:`fhirhouse.store.objects` only): the
-Snakefile imports it on every invocation, and so does every job before it knows what else
-it needs.
+A root is resolved once, by :meth:`Layout.of`, where a command or a job starts; everything
+below receives the :class:`Layout`. Light on purpose (the standard library and
+:mod:`fhirhouse.store.objects` only): the Snakefile imports it on every invocation.
 
-``Layout.data`` holds Bronze, the Silver and Gold Delta tables and the corpus manifest;
-``Layout.root`` holds the local state (markers, staging, logs, checks, run history,
-quarantine lists, reports). They are the same folder unless the root is an object store URI
-(see :mod:`fhirhouse.store.objects`)::
+``Layout.root`` is the root as configured (a folder or an ``s3://`` URI). ``Layout.data``
+holds Bronze, the Silver and Gold Delta tables and the corpus manifest; ``Layout.state``
+holds what a run keeps for itself (markers, staging, logs, checks, run history, quarantine
+lists, reports). They are the same folder unless the root is an object store URI, whose
+state stays on local disk (config ``state_dir``)::
 
     bronze/fhir/cohort=<c>/*.json              raw bundles
+    bronze/dicom/*.dcm                         DICOM files, by StudyInstanceUID
     silver/<table>/                            Delta, partitioned by cohort, CDF on
     gold/encounter_summary/, gold/_metadata/corpus_manifest.json
     bronze/_quarantine/cohort=<c>.json         what the last parse of <c> skipped, and why
@@ -18,6 +20,8 @@ quarantine lists, reports). They are the same folder unless the root is an objec
     _staging/gold/cohort=<c>.pending.arrow     patients whose Gold rows are due
     _staging/gold/cohort=<c>.json              the numbers behind the cohort's Gold checks
     _markers/...                               one JSON per (layer, cohort[, table])
+    bronze/_metadata/                          landing's manifest, plan and index
+    _ops/run_history, silver/ingest_log        run history and check log (Delta)
 """
 
 from __future__ import annotations
@@ -27,8 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fhirhouse import SILVER_TABLES
-from fhirhouse.store.objects import StorePath, data_root, is_uri, state_dir
+from fhirhouse.store.objects import StorePath, check_uri, is_uri
 
+#: The column every Silver table is partitioned by, and the folder prefix of a Bronze cohort.
+PARTITION_COLUMN = "cohort"
+COHORT_PREFIX = f"{PARTITION_COLUMN}="
+#: A cohort label: it becomes a folder name and a partition value. The config schema's copy
+#: is checked against this one by a test.
 COHORT_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -75,16 +84,45 @@ def check_root(root: str | Path, source: str | Path | None = None) -> None:
 
 @dataclass(frozen=True)
 class Layout:
-    """Every path fhirhouse uses for one root (``root``: local state, ``data``: the data)."""
+    """Every path fhirhouse uses for one root: ``data`` (Bronze, tables) and ``state``."""
 
-    root: Path
+    root: str
     data: Path | StorePath
+    state: Path
 
     @classmethod
-    def of(cls, root: str | Path) -> Layout:
-        return cls(state_dir(root), data_root(root))
+    def of(cls, root: str | Path, state_dir: str | Path | None = None) -> Layout:
+        """Resolve ``root`` once. A local root holds its own state; an ``s3://`` root keeps
+        its state in ``state_dir``, by default ``.fhirhouse-state/<bucket>/<prefix>`` under
+        the working directory (absolute, so every job of a run agrees)."""
+        if not is_uri(root):
+            return cls(str(root), Path(root), Path(root))
+        uri = check_uri(str(root))
+        state = Path(state_dir) if state_dir else Path(".fhirhouse-state") / uri.split("://")[1]
+        return cls(uri, StorePath(uri), state.resolve())
 
-    # -- data
+    @property
+    def on_store(self) -> bool:
+        """True when the data lives on an object store."""
+        return isinstance(self.data, StorePath)
+
+    # -- data: Bronze
+    @property
+    def bronze(self) -> Path | StorePath:
+        return self.data / "bronze"
+
+    @property
+    def bronze_fhir(self) -> Path | StorePath:
+        return self.bronze / "fhir"
+
+    def bronze_cohort(self, cohort: str) -> Path | StorePath:
+        return self.bronze_fhir / f"{COHORT_PREFIX}{check_cohort_label(cohort)}"
+
+    @property
+    def dicom(self) -> Path | StorePath:
+        return self.bronze / "dicom"
+
+    # -- data: tables
     def silver_table(self, table: str) -> Path | StorePath:
         if table not in SILVER_TABLES:
             raise ValueError(f"unknown Silver table {table!r}")
@@ -98,10 +136,21 @@ class Layout:
     def corpus_manifest(self) -> Path | StorePath:
         return self.data / "gold" / "_metadata" / "corpus_manifest.json"
 
+    # -- state: landing
+    @property
+    def landing_metadata(self) -> Path:
+        """Landing's bookkeeping (manifest, plan, index): local state, also for a store root."""
+        return self.state / "bronze" / "_metadata"
+
+    @property
+    def source_state(self) -> Path:
+        """The source folder's state the landing job was last run for (a job input)."""
+        return self.markers / "bronze" / "_state" / "source.json"
+
     # -- state: staging
     def staging(self, cohort: str) -> Path:
         """The cohort's parse cache: every parsed row per table, and what it came from."""
-        return self.root / "_staging" / "silver" / f"cohort={cohort}"
+        return self.state / "_staging" / "silver" / f"{COHORT_PREFIX}{cohort}"
 
     def staged(self, cohort: str, table: str) -> Path:
         return self.staging(cohort) / f"{table}.arrow"
@@ -111,65 +160,68 @@ class Layout:
 
     def gold_pending(self, cohort: str) -> Path:
         """Patients of the cohort whose Gold rows must be recomputed (written by Silver)."""
-        return self.root / "_staging" / "gold" / f"cohort={cohort}.pending.arrow"
+        return self.state / "_staging" / "gold" / f"{COHORT_PREFIX}{cohort}.pending.arrow"
 
     def gold_state(self, cohort: str) -> Path:
         """The numbers behind a cohort's Gold checks and manifest entry (written by Gold)."""
-        return self.root / "_staging" / "gold" / f"cohort={cohort}.json"
+        return self.state / "_staging" / "gold" / f"{COHORT_PREFIX}{cohort}.json"
 
     def quarantine(self, cohort: str) -> Path:
-        return self.root / "bronze" / "_quarantine" / f"cohort={cohort}.json"
+        return self.state / "bronze" / "_quarantine" / f"{COHORT_PREFIX}{cohort}.json"
 
     @property
     def synth_dir(self) -> Path:
-        return self.root / "_synth" / "bundles"
+        return self.state / "_synth" / "bundles"
 
     @property
     def synth_marker(self) -> Path:
-        return self.root / "_synth" / "manifest.json"
+        return self.state / "_synth" / "manifest.json"
 
     # -- state: markers
     @property
     def markers(self) -> Path:
-        return self.root / "_markers"
+        return self.state / "_markers"
 
     def landing_marker(self) -> Path:
         return self.markers / "bronze" / "landing.json"
 
     def bronze_state(self, cohort: str) -> Path:
         """The fingerprint of a cohort's Bronze files that its bronze job was built from."""
-        return self.markers / "bronze" / "_state" / f"cohort={cohort}.json"
+        return self.damage_state("bronze", cohort)
 
     def bronze_marker(self, cohort: str) -> Path:
-        return self.markers / "bronze" / f"cohort={cohort}.json"
+        return self.markers / "bronze" / f"{COHORT_PREFIX}{cohort}.json"
 
     def damage_state(self, layer: str, cohort: str) -> Path:
         """What damage was last found under the cohort's ``layer`` marker (a job input)."""
-        return self.markers / layer / "_state" / f"cohort={cohort}.json"
+        return self.markers / layer / "_state" / f"{COHORT_PREFIX}{cohort}.json"
 
     def silver_cohort_marker(self, cohort: str) -> Path:
-        return self.markers / "silver" / f"cohort={cohort}.json"
+        return self.markers / "silver" / f"{COHORT_PREFIX}{cohort}.json"
 
     def silver_marker(self, table: str, cohort: str) -> Path:
         """The marker of an on-demand rewrite of one table's cohort partition."""
-        return self.markers / "silver" / table / f"cohort={cohort}.json"
+        return self.markers / "silver" / table / f"{COHORT_PREFIX}{cohort}.json"
 
     def gold_marker(self, cohort: str) -> Path:
-        return self.markers / "gold" / f"cohort={cohort}.json"
+        return self.markers / "gold" / f"{COHORT_PREFIX}{cohort}.json"
 
     def gold_manifest_marker(self) -> Path:
         return self.markers / "gold" / "manifest.json"
 
-    # -- state: checks, logs, reports
+    def maintain_marker(self, table: str) -> Path:
+        return self.markers / "maintain" / f"{table}.json"
+
+    # -- state: checks, logs, reports, operations
     @property
     def checks(self) -> Path:
-        return self.root / "_checks"
+        return self.state / "_checks"
 
     def check_cohort(self, table: str, cohort: str) -> Path:
-        return self.checks / "silver" / table / f"cohort={cohort}.json"
+        return self.checks / "silver" / table / f"{COHORT_PREFIX}{cohort}.json"
 
     def check_cohort_md(self, cohort: str) -> Path:
-        return self.checks / "silver" / f"cohort={cohort}.md"
+        return self.checks / "silver" / f"{COHORT_PREFIX}{cohort}.md"
 
     def check_table(self, table: str) -> Path:
         return self.checks / "silver" / table / "table.json"
@@ -178,19 +230,49 @@ class Layout:
         return self.checks / "silver" / "tables.md"
 
     def check_gold(self, cohort: str) -> Path:
-        return self.checks / "gold" / f"cohort={cohort}.json"
+        return self.checks / "gold" / f"{COHORT_PREFIX}{cohort}.json"
 
     def check_gold_md(self, cohort: str) -> Path:
-        return self.checks / "gold" / f"cohort={cohort}.md"
+        return self.checks / "gold" / f"{COHORT_PREFIX}{cohort}.md"
 
     @property
     def logs(self) -> Path:
-        return self.root / "_logs"
+        return self.state / "_logs"
+
+    def log(self, *parts: str, cohort: str | None = None) -> Path:
+        """A job's log: ``_logs/<parts...>[/cohort=<c>].log``."""
+        return _leaf(self.logs, parts, cohort, ".log")
 
     @property
     def benchmarks(self) -> Path:
-        return self.root / "_benchmarks"
+        return self.state / "_benchmarks"
+
+    def benchmark(self, *parts: str, cohort: str | None = None) -> Path:
+        """A job's Snakemake benchmark file: ``_benchmarks/<parts...>[/cohort=<c>].tsv``."""
+        return _leaf(self.benchmarks, parts, cohort, ".tsv")
 
     @property
     def report_dir(self) -> Path:
-        return self.root / "_report"
+        return self.state / "_report"
+
+    @property
+    def ops(self) -> Path:
+        return self.state / "_ops"
+
+    @property
+    def maintenance_summary(self) -> Path:
+        return self.ops / "maintenance.json"
+
+    @property
+    def run_history(self) -> Path:
+        return self.ops / "run_history"
+
+    @property
+    def ingest_log(self) -> Path:
+        return self.state / "silver" / "ingest_log"
+
+
+def _leaf(base: Path, parts: tuple[str, ...], cohort: str | None, suffix: str) -> Path:
+    if cohort is None:
+        return base.joinpath(*parts[:-1]) / f"{parts[-1]}{suffix}"
+    return base.joinpath(*parts) / f"{COHORT_PREFIX}{cohort}{suffix}"

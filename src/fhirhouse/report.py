@@ -306,12 +306,11 @@ def _read(path: Path) -> Any:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def report_pages_job(root: str | Path, outputs: Mapping[str, str | Path]) -> dict[str, Any]:
+def report_pages_job(layout: Layout, outputs: Mapping[str, str | Path]) -> dict[str, Any]:
     """Write the report pages: ``outputs`` maps each Silver table and ``gold`` to a path.
 
     Reads what the pages show and no more: row counts from Delta's file statistics, five
     sample rows per table, two Gold columns for the plots and the card's candidate rows."""
-    layout = Layout.of(root)
     cohorts = sorted(
         p.name[len("cohort=") : -len(".json")]
         for p in (layout.markers / "gold").glob("cohort=*.json")

@@ -17,14 +17,13 @@ from fhirhouse.bronze.landing import (
     changed_since_landing,
     cohort_files,
     cohort_inputs,
-    fhir_dir,
     folder_state,
     list_cohorts,
 )
 from fhirhouse.jobs.verify import Damage, find_damage
 from fhirhouse.layout import Layout
 from fhirhouse.store.atomic import read_json_if_valid
-from fhirhouse.store.history import read_run_history, run_history_path
+from fhirhouse.store.history import read_run_history
 from fhirhouse.words import plural
 
 LAYER_RULES: dict[str, set[str]] = {
@@ -63,10 +62,10 @@ class CohortStatus:
     last_run: str
 
 
-def _failed_layers(root: str | Path) -> dict[tuple[str, str], bool]:
+def _failed_layers(layout: Layout) -> dict[tuple[str, str], bool]:
     """(layer, cohort) -> whether the latest job of that layer and cohort failed; the layer
     ``checks`` when it failed on a data check (``checks.on_failure: fail``)."""
-    history = read_run_history(root)
+    history = read_run_history(layout.run_history)
     if history.is_empty():
         return {}
     latest = (
@@ -87,17 +86,16 @@ def _failed_layers(root: str | Path) -> dict[tuple[str, str], bool]:
     return out
 
 
-def cohort_statuses(root: str | Path) -> list[CohortStatus]:
-    layout = Layout.of(root)
-    failed = _failed_layers(root)
-    cohorts = list_cohorts(root)
+def cohort_statuses(layout: Layout) -> list[CohortStatus]:
+    failed = _failed_layers(layout)
+    cohorts = list_cohorts(layout)
     damage = find_damage(layout, cohorts, deep=True, remember=False)
     out = []
     for cohort in cohorts:
-        files = cohort_files(root, cohort)
+        files = cohort_files(layout, cohort)
         bronze_m = layout.bronze_marker(cohort)
         state_file = layout.bronze_state(cohort)
-        state_now = folder_state(cohort_inputs(root, cohort, files))
+        state_now = folder_state(cohort_inputs(layout, cohort, files))
         changed = read_json_if_valid(state_file) != state_now or _mtime(bronze_m) < _mtime(
             state_file
         )
@@ -110,7 +108,7 @@ def cohort_statuses(root: str | Path) -> list[CohortStatus]:
             plural(len(files), "file"),
             changed,
         )
-        edited, gone = changed_since_landing(root, cohort)
+        edited, gone = changed_since_landing(layout, cohort)
         if edited or gone:
             bronze = f"damaged ({edited} changed, {gone} gone since landing)"
         silver_rows = sum(t["rows"] for t in (silver_m or {}).get("tables", {}).values())
@@ -146,8 +144,7 @@ def cohort_statuses(root: str | Path) -> list[CohortStatus]:
     return out
 
 
-def table_check_lines(root: str | Path) -> list[str]:
-    layout = Layout.of(root)
+def table_check_lines(layout: Layout) -> list[str]:
     lines = []
     for t in SILVER_TABLES:
         r = read_json_if_valid(layout.check_table(t))
@@ -156,19 +153,21 @@ def table_check_lines(root: str | Path) -> list[str]:
     return lines
 
 
-def render_status(root: str | Path) -> str:
-    rows = cohort_statuses(root)
+def render_status(layout: Layout) -> str:
+    rows = cohort_statuses(layout)
     if not rows:
-        return f"no cohorts under {fhir_dir(root)}"
+        return f"no cohorts under {layout.bronze_fhir}"
     head = ("cohort", "bronze", "silver", "checks", "gold", "last run")
     cells = [head] + [(r.cohort, r.bronze, r.silver, r.checks, r.gold, r.last_run) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
     lines = ["  ".join(c[i].ljust(widths[i]) for i in range(len(head))).rstrip() for c in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    failing = table_check_lines(root)
+    failing = table_check_lines(layout)
     lines.append("")
     # whole-table checks run in `gold_manifest` (Snakemake) or `check_tables` (the CLI)
-    history = read_run_history(root).filter(pl.col("rule").is_in(["check_tables", "gold_manifest"]))
+    history = read_run_history(layout.run_history).filter(
+        pl.col("rule").is_in(["check_tables", "gold_manifest"])
+    )
     last_tables = history.sort("started_at").tail(1).to_dicts()
     if (
         last_tables
@@ -179,9 +178,9 @@ def render_status(root: str | Path) -> str:
     elif failing:
         lines.append("whole-table checks failing:")
         lines += failing
-    elif read_json_if_valid(Layout.of(root).check_table(SILVER_TABLES[0])) is not None:
+    elif read_json_if_valid(layout.check_table(SILVER_TABLES[0])) is not None:
         lines.append("whole-table checks: all passed")
-    manifest = read_json_if_valid(Layout.of(root).corpus_manifest)
+    manifest = read_json_if_valid(layout.corpus_manifest)
     if manifest:
         lines.append(
             f"gold.encounter_summary: {manifest['row_count']:,} rows, Delta version "
@@ -190,9 +189,9 @@ def render_status(root: str | Path) -> str:
     return "\n".join(lines)
 
 
-def runs(root: str | Path, last: int = 10) -> pl.DataFrame:
+def runs(layout: Layout, last: int = 10) -> pl.DataFrame:
     """One row per invocation (run id), newest first."""
-    history = read_run_history(root)
+    history = read_run_history(layout.run_history)
     if history.is_empty():
         return history
     jobs = history.filter(pl.col("rule") != "(invocation)")
@@ -223,10 +222,10 @@ def runs(root: str | Path, last: int = 10) -> pl.DataFrame:
     return summary.join(spans, on="run_id", how="left")
 
 
-def render_history(root: str | Path, last: int = 10, show_jobs: bool = False) -> str:
-    table = runs(root, last)
+def render_history(layout: Layout, last: int = 10, show_jobs: bool = False) -> str:
+    table = runs(layout, last)
     if table.is_empty():
-        return f"no run history under {run_history_path(root)}"
+        return f"no run history under {layout.run_history}"
     lines = [
         f"{'run id':<14}{'started (UTC)':<21}{'outcome':<12}{'jobs':>6}{'failed':>8}"
         f"{'rows':>12}{'wall s':>9}  cohorts"
@@ -239,7 +238,7 @@ def render_history(root: str | Path, last: int = 10, show_jobs: bool = False) ->
             f"{r['failed']:>8,}{r['rows_written'] or 0:>12,}{wall:>9}  {','.join(r['cohorts'])}"
         )
         if show_jobs:
-            jobs = read_run_history(root).filter(
+            jobs = read_run_history(layout.run_history).filter(
                 (pl.col("run_id") == r["run_id"]) & (pl.col("rule") != "(invocation)")
             )
             for j in jobs.sort("started_at").iter_rows(named=True):
@@ -250,7 +249,7 @@ def render_history(root: str | Path, last: int = 10, show_jobs: bool = False) ->
     return "\n".join(lines)
 
 
-def render_table_history(root: str | Path, name: str, last: int = 10) -> str:
+def render_table_history(layout: Layout, name: str, last: int = 10) -> str:
     """A table's Delta versions, newest first, each with the run, rule and cohort behind it."""
     import datetime as dt
 
@@ -258,9 +257,9 @@ def render_table_history(root: str | Path, name: str, last: int = 10) -> str:
     from fhirhouse.store.delta import is_table
     from fhirhouse.store.maintenance import history
 
-    path = table_path(root, name)
+    path = table_path(layout, name)
     if not is_table(path):
-        return f"no table {name} under {root}"
+        return f"no table {name} under {layout.root}"
     lines = [
         f"{'version':>7}  {'committed (UTC)':<22}{'operation':<17}{'run id':<14}"
         f"{'rule':<22}{'cohort':<8}{'+rows':>7}{'~rows':>7}{'-rows':>7}"

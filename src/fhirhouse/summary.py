@@ -14,7 +14,6 @@ from typing import Any
 from fhirhouse import SILVER_TABLES
 from fhirhouse.layout import Layout
 from fhirhouse.store.atomic import read_json_if_valid
-from fhirhouse.store.objects import is_uri
 from fhirhouse.words import plural
 
 
@@ -34,7 +33,7 @@ def cohort_line(cohort: str, silver: Mapping[str, Any], gold: Mapping[str, Any] 
     return line
 
 
-def rows_table(root: str | Path, results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+def rows_table(layout: Layout, results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     """Rows per Silver table (lines) and cohort (columns), with each table's Delta version;
     ``results`` maps a cohort to its Silver marker's ``tables``."""
     from fhirhouse.jobs.silver import silver_versions
@@ -43,46 +42,45 @@ def rows_table(root: str | Path, results: Mapping[str, Mapping[str, Mapping[str,
     width = max(len(t) for t in SILVER_TABLES) + 2
     head = "table".ljust(width) + "".join(c.rjust(10) for c in cohorts) + "version".rjust(10)
     lines = [head, "-" * len(head)]
-    versions = silver_versions(root)
+    versions = silver_versions(layout)
     for table in SILVER_TABLES:
         cells = "".join(f"{results[c][table]['rows']:,}".rjust(10) for c in cohorts)
         lines.append(table.ljust(width) + cells + str(versions[table]).rjust(10))
     return "\n".join(lines)
 
 
-def table_checks(root: str | Path) -> list[str]:
+def table_checks(layout: Layout) -> list[str]:
     """The whole-table checks that fail, a heading and a line per table; none: no lines."""
     from fhirhouse.status import table_check_lines
 
-    failing = table_check_lines(root)
+    failing = table_check_lines(layout)
     if not failing:
         return []
-    where = Layout.of(root).check_tables_md()
+    where = layout.check_tables_md()
     return [f"whole-table checks failing (details in {where}):", *failing]
 
 
-def manifest_line(root: str | Path, manifest: Mapping[str, Any]) -> str:
+def manifest_line(layout: Layout, manifest: Mapping[str, Any]) -> str:
     return (
         f"gold.encounter_summary: {plural(manifest['row_count'], 'row')}, version "
-        f"{manifest['gold_delta_version']}; manifest {Layout.of(root).corpus_manifest}"
+        f"{manifest['gold_delta_version']}; manifest {layout.corpus_manifest}"
     )
 
 
-def where(root: str | Path) -> str:
+def where(layout: Layout) -> str:
     """The root as a user finds it again: absolute, or the URI."""
-    return str(root) if is_uri(root) else str(Path(root).resolve())
+    return layout.root if layout.on_store else str(Path(layout.root).resolve())
 
 
-def build_summary(root: str | Path, run_id: str) -> str | None:
+def build_summary(layout: Layout, run_id: str) -> str | None:
     """The summary of a Snakemake build from the markers its jobs wrote: a line per cohort
     built by run ``run_id``, the rows table of every cohort, failing whole-table checks,
     Gold's total and where the data is. ``None`` when the run built no Silver or Gold."""
     from fhirhouse.bronze.landing import list_cohorts
 
-    layout = Layout.of(root)
     silver: dict[str, dict[str, Any]] = {}
     gold: dict[str, dict[str, Any] | None] = {}
-    for cohort in list_cohorts(root):
+    for cohort in list_cohorts(layout):
         marker = read_json_if_valid(layout.silver_cohort_marker(cohort))
         if isinstance(marker, dict) and "tables" in marker:
             silver[cohort] = marker
@@ -100,11 +98,11 @@ def build_summary(root: str | Path, run_id: str) -> str | None:
     ]
     if len(built) < len(silver):
         lines.append(f"unchanged: cohort {', '.join(c for c in silver if c not in built)}")
-    lines += ["", rows_table(root, {c: m["tables"] for c, m in silver.items()})]
-    failing = table_checks(root)
+    lines += ["", rows_table(layout, {c: m["tables"] for c, m in silver.items()})]
+    failing = table_checks(layout)
     if failing:
         lines += ["", *failing]
     if isinstance(manifest, dict):
-        lines += ["", manifest_line(root, manifest)]
-    lines.append(f"data under {where(root)}/")
+        lines += ["", manifest_line(layout, manifest)]
+    lines.append(f"data under {where(layout)}/")
     return "\n".join(lines)

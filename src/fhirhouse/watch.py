@@ -39,22 +39,21 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 
 
-def state_file(root: str | Path, cohort: str) -> Path:
+def state_file(layout: Layout, cohort: str) -> Path:
     """The folder state the last build of ``cohort`` saw (written by the Snakefile)."""
-    return Layout.of(root).bronze_state(cohort)
+    return layout.bronze_state(cohort)
 
 
-def affected_cohorts(root: str | Path) -> dict[str, dict[str, object]]:
+def affected_cohorts(layout: Layout) -> dict[str, dict[str, object]]:
     """Cohorts whose Bronze files differ from what their last build saw, or never built,
     each with its current folder state."""
-    layout = Layout.of(root)
     out = {}
-    for cohort in landing.list_cohorts(root):
-        current = _cohort_state(root, cohort)
+    for cohort in landing.list_cohorts(layout):
+        current = _cohort_state(layout, cohort)
         if not current["files"]:
             continue
         try:
-            seen = json.loads(state_file(root, cohort).read_text())
+            seen = json.loads(state_file(layout, cohort).read_text())
         except (OSError, ValueError):
             seen = None
         if seen != current or not layout.silver_cohort_marker(cohort).exists():
@@ -62,17 +61,17 @@ def affected_cohorts(root: str | Path) -> dict[str, dict[str, object]]:
     return out
 
 
-def _cohort_state(root: str | Path, cohort: str) -> dict[str, object]:
-    return landing.folder_state(landing.cohort_inputs(root, cohort))
+def _cohort_state(layout: Layout, cohort: str) -> dict[str, object]:
+    return landing.folder_state(landing.cohort_inputs(layout, cohort))
 
 
 def _source_state(source: str | Path) -> dict[str, object]:
     return landing.folder_state(sorted(Path(source).glob("*.json")))
 
 
-def pending_files(root: str | Path, source: str | Path) -> int:
+def pending_files(layout: Layout, source: str | Path) -> int:
     """How many ``*.json`` files of ``source`` are new or changed since they were landed."""
-    index_path = landing.landed_index_path(root)
+    index_path = landing.landed_index_path(layout)
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     n = 0
     for p in Path(source).glob("*.json"):
@@ -132,7 +131,7 @@ def run_snakemake(
 
 @dataclass
 class Watcher:
-    root: str | Path
+    layout: Layout
     source: Path | None = None
     land_into: str | None = None
     with_gold: bool = False
@@ -146,7 +145,7 @@ class Watcher:
     failed: dict[str, Any] = field(default_factory=dict)
 
     def targets(self, cohorts: list[str]) -> list[str]:
-        layout = Layout.of(self.root)
+        layout = self.layout
         if self.source is not None:  # cohorts are known only once the run has landed
             return ["all"] if self.with_gold else ["all_silver"]
         if self.with_gold:
@@ -158,20 +157,21 @@ class Watcher:
     def poll(self) -> dict[str, Any] | None:
         """Look once; when something changed, run Snakemake for it and return what ran."""
         if self.source is not None:
-            pending = pending_files(self.root, self.source)
+            pending = pending_files(self.layout, self.source)
             seen = {"source": _source_state(self.source)}
             if not pending or self.failed.get("source") == seen["source"]:
                 return None
             cohorts: list[str] = []
             what = f"{pending} new or changed bundle file(s) in the landing folder"
         else:
-            seen = affected_cohorts(self.root)
+            seen = affected_cohorts(self.layout)
             cohorts = [c for c, state in seen.items() if self.failed.get(c) != state]
             if not cohorts:
                 return None
             what = f"new or changed bundles in cohort(s) {', '.join(cohorts)}"
         config: dict[str, Any] = {
-            "root": str(self.root),
+            "root": self.layout.root,
+            "state_dir": str(self.layout.state) if self.layout.on_store else None,
             "source": str(self.source) if self.source is not None else None,
         }
         if self.source is not None and self.land_into:
@@ -215,9 +215,9 @@ class Watcher:
         return run
 
     def _silver_runs(self) -> dict[str, str | None]:
-        layout = Layout.of(self.root)
+        layout = self.layout
         out = {}
-        for cohort in landing.list_cohorts(self.root):
+        for cohort in landing.list_cohorts(self.layout):
             try:
                 marker = json.loads(layout.silver_cohort_marker(cohort).read_text())
                 out[cohort] = marker.get("run_id")
@@ -227,7 +227,7 @@ class Watcher:
 
     def watch(self, interval: float = 30.0, max_polls: int | None = None) -> int:
         """Poll every ``interval`` seconds until Ctrl-C (or ``max_polls`` polls)."""
-        where = self.source if self.source is not None else landing.fhir_dir(self.root)
+        where = self.source if self.source is not None else self.layout.bronze_fhir
         log.info("watching %s every %.1f s (Ctrl-C stops)", where, interval)
         polls = 0
         try:

@@ -1,4 +1,4 @@
-"""Index of ``<root>/bronze/dicom/*.dcm`` by StudyInstanceUID (spec section 3.2)."""
+"""Index of Bronze's ``dicom/*.dcm`` files by StudyInstanceUID (from each file name)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,9 @@ from pathlib import Path
 
 from fhirhouse.fhir.dicom import uid_from_filename
 from fhirhouse.redact import redact
-from fhirhouse.store.objects import StorePath, data_root
+from fhirhouse.store.objects import StorePath
 
 log = logging.getLogger(__name__)
-
-
-def dicom_dir(root: str | Path) -> Path | StorePath:
-    return data_root(root) / "bronze" / "dicom"
 
 
 class DicomIndex:
@@ -30,10 +26,6 @@ class DicomIndex:
                 log.warning("DICOM file name without a StudyInstanceUID: %s", redact(p.name))
                 continue
             self.paths[uid] = p
-
-    @classmethod
-    def for_root(cls, root: str | Path) -> DicomIndex:
-        return cls(dicom_dir(root))
 
     def __len__(self) -> int:
         return len(self.paths)

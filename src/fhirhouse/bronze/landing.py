@@ -1,11 +1,11 @@
-"""Bronze landing: raw bundle files into ``<root>/bronze/fhir/cohort=<label>/`` (spec section 2).
+"""Bronze landing: raw bundle files into ``bronze/fhir/cohort=<label>/`` of a root.
 
 Landing copies each not-yet-landed ``*.json`` of ``source`` into a cohort folder and never
 modifies a source file. Copies are written to a temporary name and renamed, so a reader never
 sees half a file. Rules:
 
 - initial landing (and any later batch without an explicit cohort): round-robin over the
-  sorted new file names, file *i* -> label *i mod n* (the reference's rule);
+  sorted new file names, file *i* -> label *i mod n*;
 - an explicit ``cohort`` puts every not-yet-landed file into that cohort (a new drop);
 - a landed file keeps its cohort; when its source bytes changed, the Bronze copy is replaced;
 - with no ``source``, an existing Bronze tree is used as it is.
@@ -30,10 +30,10 @@ import blake3
 
 from fhirhouse import digest as digest_mod
 from fhirhouse import faults
-from fhirhouse.layout import check_cohort_label
+from fhirhouse.layout import COHORT_PREFIX, Layout, check_cohort_label
 from fhirhouse.redact import RedactedError, name_key, redact
 from fhirhouse.store.atomic import write_json_atomic
-from fhirhouse.store.objects import StorePath, data_root, state_dir
+from fhirhouse.store.objects import StorePath
 from fhirhouse.words import plural
 
 # A Bronze path: a local file or folder, or a key on an object store.
@@ -41,29 +41,11 @@ BronzePath = Path | StorePath
 
 log = logging.getLogger(__name__)
 
-COHORT_PREFIX = "cohort="
 TEMP_MARK = ".tmp-"  # in the name of a copy not yet renamed into place
 
 
-def bronze_dir(root: str | Path) -> BronzePath:
-    return data_root(root) / "bronze"
-
-
-def fhir_dir(root: str | Path) -> BronzePath:
-    return bronze_dir(root) / "fhir"
-
-
-def cohort_dir(root: str | Path, cohort: str) -> BronzePath:
-    return fhir_dir(root) / f"{COHORT_PREFIX}{check_cohort_label(cohort)}"
-
-
-def metadata_dir(root: str | Path) -> Path:
-    """Landing's bookkeeping (manifest, plan, index): local state, also for a store root."""
-    return state_dir(root) / "bronze" / "_metadata"
-
-
-def manifest_path(root: str | Path) -> Path:
-    return metadata_dir(root) / "manifest.json"
+def manifest_path(layout: Layout) -> Path:
+    return layout.landing_metadata / "manifest.json"
 
 
 def default_labels(n: int) -> list[str]:
@@ -85,9 +67,9 @@ def resolve_labels(cohorts: int | Sequence[str]) -> list[str]:
     return labels
 
 
-def list_cohorts(root: str | Path) -> list[str]:
-    """Labels of the ``cohort=*`` folders under ``<root>/bronze/fhir``, sorted."""
-    base = fhir_dir(root)
+def list_cohorts(layout: Layout) -> list[str]:
+    """Labels of the ``cohort=*`` folders under Bronze, sorted."""
+    base = layout.bronze_fhir
     if not base.is_dir():
         return []
     out = []
@@ -124,12 +106,12 @@ def _bundle_files(folder: BronzePath, base: BronzePath | None = None) -> list[Br
     )
 
 
-def cohort_files(root: str | Path, cohort: str) -> list[BronzePath]:
+def cohort_files(layout: Layout, cohort: str) -> list[BronzePath]:
     """The sorted bundle files of one cohort (symbolic links out of Bronze are left out)."""
-    d = cohort_dir(root, cohort)
+    d = layout.bronze_cohort(cohort)
     if not d.is_dir():
         return []
-    return _bundle_files(d, fhir_dir(root))
+    return _bundle_files(d, layout.bronze_fhir)
 
 
 def dicom_stem(name: str) -> str | None:
@@ -141,9 +123,9 @@ def dicom_stem(name: str) -> str | None:
     return name[: -(len(uid) + 4)] if uid else None
 
 
-def cohort_dicom_files(root: str | Path, files: Sequence[BronzePath]) -> list[BronzePath]:
+def cohort_dicom_files(layout: Layout, files: Sequence[BronzePath]) -> list[BronzePath]:
     """The DICOM files of a cohort's bundles (:func:`dicom_stem`), sorted."""
-    folder = bronze_dir(root) / "dicom"
+    folder = layout.dicom
     if not folder.is_dir():
         return []
     stems = {p.stem for p in files}
@@ -151,12 +133,12 @@ def cohort_dicom_files(root: str | Path, files: Sequence[BronzePath]) -> list[Br
 
 
 def cohort_inputs(
-    root: str | Path, cohort: str, files: Sequence[BronzePath] | None = None
+    layout: Layout, cohort: str, files: Sequence[BronzePath] | None = None
 ) -> list[BronzePath]:
     """Everything a cohort's parse reads from Bronze: its bundles and their DICOM files.
     ``files``: the cohort's bundles when the caller has listed them already."""
-    files = cohort_files(root, cohort) if files is None else list(files)
-    return files + cohort_dicom_files(root, files)
+    files = cohort_files(layout, cohort) if files is None else list(files)
+    return files + cohort_dicom_files(layout, files)
 
 
 def folder_state(files: Sequence[BronzePath]) -> dict[str, object]:
@@ -214,11 +196,11 @@ class BronzeTampered(RedactedError, ValueError):
     cannot be landed again: the message names the cohort and the redacted file."""
 
 
-def _landed_index(root: str | Path) -> dict[str, str]:
+def _landed_index(layout: Layout) -> dict[str, str]:
     """File name -> cohort for every bundle already in Bronze."""
     index: dict[str, str] = {}
-    for label in list_cohorts(root):
-        for p in cohort_files(root, label):
+    for label in list_cohorts(layout):
+        for p in cohort_files(layout, label):
             if p.name in index:
                 log.warning("a bundle file name is landed in two cohorts; keeping the first")
                 continue
@@ -284,10 +266,10 @@ def _temp_name(dst: BronzePath) -> BronzePath:
     return dst.with_name(f".{dst.name}{TEMP_MARK}{os.getpid()}-{threading.get_ident()}")
 
 
-def remove_stale_temps(root: str | Path) -> int:
+def remove_stale_temps(layout: Layout) -> int:
     """Delete the temporary copies a landing killed half-way left behind (several copies
     run at once, so a kill can catch one mid-way); return how many."""
-    folders = [cohort_dir(root, c) for c in list_cohorts(root)] + [bronze_dir(root) / "dicom"]
+    folders = [layout.bronze_cohort(c) for c in list_cohorts(layout)] + [layout.dicom]
     stale = [p for f in folders if f.is_dir() for p in f.glob(f".*{TEMP_MARK}*")]
     for p in stale:
         p.unlink(missing_ok=True)
@@ -305,12 +287,12 @@ def _copy_all(tasks: list[tuple[Path, BronzePath, str | None]]) -> list[str | No
         return list(pool.map(lambda t: _copy_atomic(*t), tasks))
 
 
-def plan_path(root: str | Path) -> Path:
-    return metadata_dir(root) / "landing_plan.json"
+def plan_path(layout: Layout) -> Path:
+    return layout.landing_metadata / "landing_plan.json"
 
 
 def _plan_batch(
-    root: str | Path, fresh: list[str], labels: list[str], cohort: str | None
+    layout: Layout, fresh: list[str], labels: list[str], cohort: str | None
 ) -> dict[str, str]:
     """The cohort of each new file, written down before the first copy.
 
@@ -319,7 +301,7 @@ def _plan_batch(
     the cohorts a clean landing would have given them. Files not in that plan are spread
     round-robin as usual.
     """
-    path = plan_path(root)
+    path = plan_path(layout)
     pending: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     plan = {n: pending[name_key(n)] for n in fresh if name_key(n) in pending}
     rest = [n for n in fresh if n not in plan]
@@ -330,15 +312,15 @@ def _plan_batch(
     return plan
 
 
-def landed_index_path(root: str | Path) -> Path:
-    return metadata_dir(root) / "landed.json"
+def landed_index_path(layout: Layout) -> Path:
+    return layout.landing_metadata / "landed.json"
 
 
-def read_landed_index(root: str | Path) -> dict[str, list]:
+def read_landed_index(layout: Layout) -> dict[str, list]:
     """Landing's index: name digest (:func:`fhirhouse.redact.name_key`) -> ``[source size,
     source mtime_ns, digest of the bytes landed, cohort]`` for each bundle (DICOM files:
     ``dicom/<name>``, without a cohort). No file name is written down."""
-    path = landed_index_path(root)
+    path = landed_index_path(layout)
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -356,16 +338,16 @@ def source_files(source: str | Path) -> list[Path]:
     return _bundle_files(src) + sorted(src.glob("dicom/*.dcm"))
 
 
-def sync_source_state(path: str | Path, root: str | Path, source: str | Path) -> Path:
+def sync_source_state(path: str | Path, layout: Layout, source: str | Path) -> Path:
     """The state file the workflow's landing job depends on: the source folder's
     :func:`folder_state` and the :func:`bronze_drift` of what was landed from it, so the
     landing reruns when a source file changes and when a Bronze copy no longer matches."""
-    drift = bronze_drift(root, source)
+    drift = bronze_drift(layout, source)
     seen = hashlib.sha256(json.dumps(drift).encode()).hexdigest() if drift else None
     return sync_state_file(path, source_files(source), {"bronze_drift": seen})
 
 
-def bronze_drift(root: str | Path, source: str | Path) -> list[list[str]]:
+def bronze_drift(layout: Layout, source: str | Path) -> list[list[str]]:
     """What the next landing must act on in Bronze, ``[name digest, what is there now]``
     each, sorted: a landed bundle or DICOM file whose Bronze copy no longer holds the bytes
     landed (``"missing"`` when the copy is gone while its source file is there); a changed
@@ -374,18 +356,18 @@ def bronze_drift(root: str | Path, source: str | Path) -> list[list[str]]:
 
     Every landed Bronze bundle is hashed (:func:`bronze_digest`); the workflow calls this on
     every invocation, so Bronze is verified, not trusted."""
-    index = read_landed_index(root)
+    index = read_landed_index(layout)
     if not index:
         return []
-    landed = _landed_index(root)
+    landed = _landed_index(layout)
     in_source = {p.name for p in source_files(source) if p.suffix == ".json"}
-    out = [[name_key(name), now] for name, _, now in _changed_copies(root, landed, index)]
+    out = [[name_key(name), now] for name, _, now in _changed_copies(layout, landed, index)]
     out += [[key, "withdrawn"] for key in _withdrawn(index, in_source, landed)]
     for name in in_source - set(landed):
         known = index.get(key := name_key(name))
         if _recorded_cohort(known) is not None:
             out.append([key, "missing"])
-    dicom = bronze_dir(root) / "dicom"
+    dicom = layout.dicom
     for p in sorted(Path(source, "dicom").glob("*.dcm")):
         known = index.get(key := name_key(f"dicom/{p.name}"))
         if known:
@@ -402,25 +384,25 @@ def restored_note(restored: dict[str, int]) -> str:
     return f", {n:,} landed again (Bronze had changed)" if n else ""
 
 
-def changed_since_landing(root: str | Path, cohort: str) -> tuple[int, int]:
+def changed_since_landing(layout: Layout, cohort: str) -> tuple[int, int]:
     """How many of the cohort's landed bundles no longer hold the bytes landed, and how many
     are gone from Bronze (by landing's index; ``fhirhouse status`` shows them)."""
-    index = read_landed_index(root)
-    keys = {name_key(p.name): p for p in cohort_files(root, cohort)}
+    index = read_landed_index(layout)
+    keys = {name_key(p.name): p for p in cohort_files(layout, cohort)}
     changed = sum(1 for k, p in keys.items() if k in index and bronze_digest(p) != index[k][2])
     gone = sum(1 for k, v in index.items() if _recorded_cohort(v) == cohort and k not in keys)
     return changed, gone
 
 
 def _changed_copies(
-    root: str | Path, landed: dict[str, str], index: dict[str, list]
+    layout: Layout, landed: dict[str, str], index: dict[str, list]
 ) -> list[tuple[str, str, str]]:
     """``(name, cohort, digest now)`` of each landed bundle whose Bronze copy no longer holds
     the bytes recorded at landing (``landed``: name -> cohort, as in Bronze now)."""
     out = []
     for name, label in landed.items():
         known = index.get(name_key(name))
-        if known and (now := bronze_digest(cohort_dir(root, label) / name)) != known[2]:
+        if known and (now := bronze_digest(layout.bronze_cohort(label) / name)) != known[2]:
             out.append((name, label, now))
     return out
 
@@ -431,12 +413,12 @@ def _withdrawn(index: dict[str, list], names: Iterable[str], landed: dict[str, s
     return [k for k, v in index.items() if _recorded_cohort(v) is not None and k not in present]
 
 
-def _check_orphans(root: str | Path, names: set[str], landed: dict[str, str], index: dict) -> None:
+def _check_orphans(layout: Layout, names: set[str], landed: dict[str, str], index: dict) -> None:
     """Bronze bundles whose source file is gone: a copy that changed since it was landed
     cannot be landed again, so the landing stops (naming the cohort and redacted file);
     index entries of files gone from both Bronze and the source are dropped."""
     orphans = {n: c for n, c in landed.items() if n not in names}
-    for name, label, _ in _changed_copies(root, orphans, index):
+    for name, label, _ in _changed_copies(layout, orphans, index):
         raise BronzeTampered(
             f"cohort {label}: Bronze file {redact(name)} changed since it was landed and "
             "its source file is gone; put the source file back (it is landed again) or "
@@ -447,13 +429,13 @@ def _check_orphans(root: str | Path, names: set[str], landed: dict[str, str], in
 
 
 def land(
-    root: str | Path,
+    layout: Layout,
     source: str | Path | None,
     *,
     cohorts: int | Sequence[str] = 3,
     cohort: str | None = None,
 ) -> LandingResult:
-    """Land ``source`` into Bronze under ``root`` and write the Bronze manifest.
+    """Land ``source`` into the Bronze of ``layout`` and write the Bronze manifest.
 
     Bronze is verified against the digests recorded when each file landed: a copy that
     changed or vanished while its source file did not is landed again from the source (into
@@ -467,9 +449,9 @@ def land(
         src = Path(source)
         if not src.is_dir():
             raise FileNotFoundError(f"source folder does not exist: {src}")
-        remove_stale_temps(root)
-        landed = _landed_index(root)
-        index = read_landed_index(root)
+        remove_stale_temps(layout)
+        landed = _landed_index(layout)
+        index = read_landed_index(layout)
         refused = links_outside(src)
         if refused:
             result.refused_links = len(refused)
@@ -479,10 +461,10 @@ def land(
                 len(refused),
             )
         names = [p.name for p in _bundle_files(src)]
-        _check_orphans(root, set(names), landed, index)
+        _check_orphans(layout, set(names), landed, index)
         homes = {n: landed.get(n) or _recorded_cohort(index.get(name_key(n))) for n in names}
         fresh = [n for n in names if homes[n] is None]
-        plan = _plan_batch(root, fresh, labels, cohort)
+        plan = _plan_batch(layout, fresh, labels, cohort)
         stats = {name: _stat_key(src / name) for name in names}
         # (name, cohort, kind, digest of the Bronze copy to compare the source's bytes with)
         tasks: list[tuple[str, str, str, str | None]] = [(n, plan[n], "new", None) for n in fresh]
@@ -494,7 +476,7 @@ def land(
             if name not in landed:  # vanished from Bronze
                 tasks.append((name, label, "restored", None))
                 continue
-            now = bronze_digest(cohort_dir(root, label) / name)
+            now = bronze_digest(layout.bronze_cohort(label) / name)
             if known and now != known[2]:  # changed in Bronze, not by a landing
                 # (a copy equal to the source: a landing cut short before its index)
                 tasks.append((name, label, "restored", now))
@@ -504,7 +486,7 @@ def land(
             else:
                 tasks.append((name, label, "replaced", now))
         digests = _copy_all(
-            [(src / name, cohort_dir(root, label) / name, now) for name, label, _, now in tasks]
+            [(src / name, layout.bronze_cohort(label) / name, now) for name, label, _, now in tasks]
         )
         for (name, label, kind, now), digest in zip(tasks, digests, strict=True):
             counts = {"new": result.new, "replaced": result.replaced}.get(kind, result.restored)
@@ -513,9 +495,9 @@ def land(
             else:
                 counts[label] = counts.get(label, 0) + 1
             index[name_key(name)] = [*stats[name], digest or now, label]
-        plan_path(root).unlink(missing_ok=True)
-        result.dicom = _land_dicom(src / "dicom", bronze_dir(root) / "dicom", index)
-        write_json_atomic(landed_index_path(root), index)
+        plan_path(layout).unlink(missing_ok=True)
+        result.dicom = _land_dicom(src / "dicom", layout.dicom, index)
+        write_json_atomic(landed_index_path(layout), index)
         for label, n in sorted(result.restored.items()):
             log.warning(
                 "cohort %s: %s changed or vanished since landing; landed again from the source",
@@ -529,18 +511,18 @@ def land(
             result.unchanged,
             result.touched_cohorts,
         )
-    elif not list_cohorts(root):
+    elif not list_cohorts(layout):
         raise FileNotFoundError(
-            f"no source folder given and no Bronze cohorts under {fhir_dir(root)}; "
+            f"no source folder given and no Bronze cohorts under {layout.bronze_fhir}; "
             "set `source` (config or --source) to a folder of bundle *.json files"
         )
-    result.manifest = write_manifest(root, source)
+    result.manifest = write_manifest(layout, source)
     return result
 
 
 def _land_dicom(src: Path, dst: BronzePath, index: dict[str, list]) -> int:
     """Copy new or changed ``*.dcm`` files of ``src`` (a source's ``dicom/`` folder) to
-    ``<root>/bronze/dicom``; return how many were copied. ``index`` (landing's, updated here)
+    Bronze's ``dicom/`` folder; return how many were copied. ``index`` (landing's, updated here)
     spares reading a source file whose size and modification time are unchanged; each
     Bronze copy is checked against the digest it landed with."""
     if not src.is_dir():
@@ -568,12 +550,12 @@ def _land_dicom(src: Path, dst: BronzePath, index: dict[str, list]) -> int:
     return copied
 
 
-def write_manifest(root: str | Path, source: str | Path | None) -> dict[str, object]:
-    """Write ``<root>/bronze/_metadata/manifest.json`` from what is in Bronze now."""
+def write_manifest(layout: Layout, source: str | Path | None) -> dict[str, object]:
+    """Write landing's ``manifest.json`` from what is in Bronze now."""
     counts: dict[str, int] = {}
     total_bytes = 0
-    for label in list_cohorts(root):
-        files = cohort_files(root, label)
+    for label in list_cohorts(layout):
+        files = cohort_files(layout, label)
         counts[label] = len(files)
         total_bytes += sum(p.stat().st_size for p in files)
     manifest: dict[str, object] = {
@@ -583,5 +565,5 @@ def write_manifest(root: str | Path, source: str | Path | None) -> dict[str, obj
         "total_bytes": total_bytes,
         "cohorts": counts,
     }
-    write_json_atomic(manifest_path(root), manifest)
+    write_json_atomic(manifest_path(layout), manifest)
     return manifest

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def land_job(
-    root: str | Path,
+    layout: Layout,
     source: str | Path | None,
     *,
     cohorts: int | list[str] = 3,
@@ -25,9 +25,9 @@ def land_job(
     """Land ``source`` into Bronze and write the landing marker. ``state``: the workflow's
     source state file (:func:`landing.sync_source_state`), brought up to date before the
     marker so that what this landing repaired does not rerun it."""
-    result = landing.land(root, source, cohorts=cohorts, cohort=cohort)
+    result = landing.land(layout, source, cohorts=cohorts, cohort=cohort)
     if state is not None and source is not None:
-        landing.sync_source_state(state, root, source)
+        landing.sync_source_state(state, layout, source)
     payload = {
         "new_files": result.new,
         "replaced_files": result.replaced,
@@ -39,16 +39,15 @@ def land_job(
         "file_count": result.manifest["file_count"],
         "total_bytes": result.manifest["total_bytes"],
     }
-    return write_marker(marker or Layout.of(root).landing_marker(), "bronze", payload)
+    return write_marker(marker or layout.landing_marker(), "bronze", payload)
 
 
-def resolve_source(root: str | Path, source: str | Path | None) -> Path | None:
+def resolve_source(layout: Layout, source: str | Path | None) -> Path | None:
     """The folder to land: ``source`` when given; otherwise the generated corpus on a fresh
     root (or a root that already has one); otherwise ``None`` (the Bronze tree as it is)."""
     if source:
         return Path(source)
-    layout = Layout.of(root)
-    if layout.synth_marker.exists() or not landing.list_cohorts(root):
+    if layout.synth_marker.exists() or not landing.list_cohorts(layout):
         return layout.synth_dir
     return None
 
@@ -75,16 +74,16 @@ def synth_job(
 
 
 def bronze_cohort_job(
-    root: str | Path, cohort: str, marker: str | Path | None = None
+    layout: Layout, cohort: str, marker: str | Path | None = None
 ) -> dict[str, Any]:
     """Describe one cohort's Bronze files in its marker: count, bytes and a fingerprint of
     their names, sizes and modification times (no file is read; Silver digests what it
     parses)."""
-    files = landing.cohort_files(root, cohort)
+    files = landing.cohort_files(layout, cohort)
     if not files:
         raise FileNotFoundError(f"cohort {cohort} has no bundle files")
-    dicom = landing.cohort_dicom_files(root, files)
-    refused = landing.links_outside(landing.cohort_dir(root, cohort), landing.fhir_dir(root))
+    dicom = landing.cohort_dicom_files(layout, files)
+    refused = landing.links_outside(layout.bronze_cohort(cohort), layout.bronze_fhir)
     if refused:
         log.warning(
             "cohort %s: %d symbolic link(s) point outside Bronze; left out", cohort, len(refused)
@@ -99,4 +98,4 @@ def bronze_cohort_job(
         "fingerprint": state["fingerprint"],
     }
     log.info("bronze cohort %s: %d files, %d bytes", cohort, payload["files"], payload["bytes"])
-    return write_marker(marker or Layout.of(root).bronze_marker(cohort), "bronze", payload)
+    return write_marker(marker or layout.bronze_marker(cohort), "bronze", payload)

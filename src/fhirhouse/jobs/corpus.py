@@ -89,7 +89,7 @@ def _keys(layout: Layout, table: str) -> pl.DataFrame:
 
 
 def check_tables_job(
-    root: str | Path,
+    layout: Layout,
     *,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     policy: str = "warn",
@@ -97,7 +97,6 @@ def check_tables_job(
     markdown: str | Path | None = None,
 ) -> dict[str, Any]:
     """Whole-table checks of every Silver table; appends one ``silver.ingest_log`` row each."""
-    layout = Layout.of(root)
     today = dt.date.today()
     keys = {t: _keys(layout, t) for t in SILVER_TABLES}
     patient_ids = keys["patient"]["patient_id"]
@@ -106,7 +105,7 @@ def check_tables_job(
         _table_result(layout, t, overrides, patient_ids, encounter_ids, keys[t], today)
         for t in SILVER_TABLES
     ]
-    cohorts = list_cohorts(root)
+    cohorts = list_cohorts(layout)
     for r in results:
         r.checks.append(markers_outcome(r.row_count, recorded_rows(layout, cohorts, r.table)))
     checking.write_results(
@@ -115,7 +114,7 @@ def check_tables_job(
         Path(markdown) if markdown else layout.check_tables_md(),
     )
     history.append(
-        history.ingest_log_path(root),
+        layout.ingest_log,
         ingest_log_table(results, dt.datetime.now(dt.UTC)),
         history.INGEST_LOG_SCHEMA,
     )
@@ -129,12 +128,11 @@ def check_tables_job(
 
 
 def gold_manifest_job(
-    root: str | Path,
+    layout: Layout,
     manifest: str | Path | None = None,
     marker: str | Path | None = None,
 ) -> dict[str, Any]:
     """Write the corpus manifest for the current Gold and Silver tables."""
-    layout = Layout.of(root)
     counts = {t: delta.table_rows(layout.silver_table(t)) for t in SILVER_TABLES}
     gold_rows = delta.table_rows(layout.gold_table)
     cohorts = delta.partition_values(layout.silver_table("encounter"))
@@ -142,7 +140,7 @@ def gold_manifest_job(
     partials = {c: s["partials"] for c, s in states.items() if s and "partials" in s}
     created = dt.datetime.now(dt.UTC)
     common = {
-        "silver_versions": silver_versions(root),
+        "silver_versions": silver_versions(layout),
         "gold_version": delta.table_version(layout.gold_table),
     }
     if len(partials) == len(cohorts) and sum(p["encounters"] for p in partials.values()) == (

@@ -91,7 +91,7 @@ def _damaged(layout: Layout, cohort: str, damage: str | Path | None) -> bool:
 
 
 def gold_job(
-    root: str | Path,
+    layout: Layout,
     cohort: str,
     *,
     policy: str = "warn",
@@ -113,7 +113,6 @@ def gold_job(
     """
     from fhirhouse.gold.contract import invalid_row_count
 
-    layout = Layout.of(root)
     started = time.monotonic()
     code = code_digest()
     state_path = layout.gold_state(cohort)
@@ -132,7 +131,7 @@ def gold_job(
 
     if state is not None:  # until the new numbers are written, the old ones are in doubt
         write_json_atomic(state_path, {**state, "dirty": True})
-    versions = silver_versions(root)
+    versions = silver_versions(layout)
     if full or patients:
         silver = _silver_rows(layout, cohort, patients, slices)
         rows = gold.build_encounter_summary(silver, dt.datetime.now(dt.UTC), versions)

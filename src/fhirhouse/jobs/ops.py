@@ -24,23 +24,20 @@ def table_names() -> list[str]:
     return [*SILVER_TABLES, "gold", *OPS_TABLES]
 
 
-def table_path(root: str | Path, name: str) -> Path | StorePath:
-    from fhirhouse.store import history
-
-    layout = Layout.of(root)
+def table_path(layout: Layout, name: str) -> Path | StorePath:
     if name in SILVER_TABLES:
         return layout.silver_table(name)
     if name == "gold":
         return layout.gold_table
     if name == "run_history":
-        return history.run_history_path(root)
+        return layout.run_history
     if name == "ingest_log":
-        return history.ingest_log_path(root)
+        return layout.ingest_log
     raise ValueError(f"unknown table {name!r}; one of: {', '.join(table_names())}")
 
 
 def maintain_job(
-    root: str | Path,
+    layout: Layout,
     tables: list[str] | None = None,
     *,
     retention_hours: float = 168,
@@ -55,7 +52,7 @@ def maintain_job(
 
     done = []
     for name in tables or table_names():
-        path = table_path(root, name)
+        path = table_path(layout, name)
         if not delta.is_table(path):
             log.info("maintain %s: no table yet, skipped", name)
             continue
@@ -93,7 +90,7 @@ def maintenance_summary(markers: list[str | Path], out: str | Path) -> dict[str,
     return summary
 
 
-def rollback_job(root: str | Path, name: str, version: int) -> dict[str, Any]:
+def rollback_job(layout: Layout, name: str, version: int) -> dict[str, Any]:
     """Restore one table to an earlier version, then drop what the restore made untrue, so
     the next build redoes exactly those jobs from the current Bronze.
 
@@ -105,10 +102,9 @@ def rollback_job(root: str | Path, name: str, version: int) -> dict[str, Any]:
     from fhirhouse.jobs.corpus import gold_manifest_job
     from fhirhouse.store import delta, maintenance
 
-    layout = Layout.of(root)
-    path = table_path(root, name)
+    path = table_path(layout, name)
     if not delta.is_table(path):
-        raise FileNotFoundError(f"no table {name!r} under {root}")
+        raise FileNotFoundError(f"no table {name!r} under {layout.root}")
     new_version, changed = maintenance.restore(
         path, version, metadata={"run_id": run_id(), "rule": f"rollback_{name}"}
     )
@@ -125,7 +121,7 @@ def rollback_job(root: str | Path, name: str, version: int) -> dict[str, Any]:
     for p in dropped:
         p.unlink(missing_ok=True)
     if name == "gold":
-        gold_manifest_job(root)
+        gold_manifest_job(layout)
     log.info(
         "rolled %s back to version %d (now version %d); cohorts changed: %s",
         name,
@@ -138,5 +134,5 @@ def rollback_job(root: str | Path, name: str, version: int) -> dict[str, Any]:
         "restored_version": version,
         "delta_version": new_version,
         "changed_cohorts": [c for c in changed if c],
-        "markers_dropped": [str(p.relative_to(layout.root)) for p in dropped],
+        "markers_dropped": [str(p.relative_to(layout.state)) for p in dropped],
     }

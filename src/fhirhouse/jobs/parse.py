@@ -213,13 +213,14 @@ def _record_ref(record: dict[str, Any]) -> str:
 
 
 def parse_batch(
-    cohort: str, paths: Sequence[str], root: str, ingest_ts: dt.datetime, report: bool = False
+    cohort: str, paths: Sequence[str], dicom_dir: str, ingest_ts: dt.datetime, report: bool = False
 ) -> ParsedFiles:
-    """Read and parse each bundle once; bad files are quarantined, the rest goes on. With
-    ``report``, the progress goes to the progress log (else to this module's log).
+    """Read and parse each bundle once; bad files are quarantined, the rest goes on.
+    ``dicom_dir``: Bronze's DICOM folder (:attr:`Layout.dicom`). With ``report``, the progress
+    goes to the progress log (else to this module's log).
 
     Module-level and on plain strings so that a worker process can run it."""
-    dicom = DicomIndex.for_root(root)
+    dicom = DicomIndex(_as_path(dicom_dir))
     resolver = dicom.resolve if len(dicom) else None
     out = ParsedFiles(tables={})
     builder = _Builder(cohort, ingest_ts, out)
@@ -380,7 +381,7 @@ def parse_paths(
     cohort: str,
     paths: Sequence[BundlePath],
     sizes: Sequence[int],
-    root: str | Path,
+    dicom_dir: BundlePath,
     ingest_ts: dt.datetime,
     workers: int = 1,
     pool: ParsePool | None = None,
@@ -395,17 +396,17 @@ def parse_paths(
         n = parse_workers(total, workers)
     n = min(n, max(1, len(paths)))
     if n == 1:
-        return parse_batch(cohort, [str(p) for p in paths], str(root), ingest_ts, report=True)
+        return parse_batch(cohort, [str(p) for p in paths], str(dicom_dir), ingest_ts, report=True)
     shares = _shares(paths, sizes, n)
     progress.info("cohort %s: parsing %d bundles on %d processes", cohort, len(paths), n)
     executor = warm if warm is not None else _executor(n - 1)
     try:
         futures = [
-            executor.submit(parse_batch, cohort, share, str(root), ingest_ts)
+            executor.submit(parse_batch, cohort, share, str(dicom_dir), ingest_ts)
             for share in shares[1:]
         ]
         # this process's share first, then each worker's as it is collected
-        results = [lambda: parse_batch(cohort, shares[0], str(root), ingest_ts)]
+        results = [lambda: parse_batch(cohort, shares[0], str(dicom_dir), ingest_ts)]
         parts: list[ParsedFiles] = []
         done = 0
         for share, result in zip(shares, results + [f.result for f in futures], strict=True):

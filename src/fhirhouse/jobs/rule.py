@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fhirhouse.jobs.runlog import CheckFailed, recorded
+from fhirhouse.layout import Layout
 
 
 def _marker(result: Any) -> Any:
@@ -23,18 +24,18 @@ def _marker(result: Any) -> Any:
 
 
 def run_rule(smk: Any, job: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """Run ``job(root, [cohort,] *args, **kwargs)`` for the ``snakemake`` object of a rule
+    """Run ``job(layout, [cohort,] *args, **kwargs)`` for the ``snakemake`` object of a rule
     script; the cohort comes from the ``cohort`` wildcard when the rule has one."""
     from fhirhouse import interrupt, logs
 
-    root = smk.config["root"]
+    layout = Layout.of(smk.config["root"], smk.config.get("state_dir"))
     cohort = getattr(smk.wildcards, "cohort", None)
     interrupt.install()
     interrupt.name_job(f"job {smk.rule}" + (f" cohort {cohort}" if cohort else ""))
     logs.configure(smk.log[0], progress_console=True)
-    head = (root,) if cohort is None else (root, cohort)
+    head = (layout,) if cohort is None else (layout, cohort)
     try:
-        with recorded(root, smk.rule, cohort) as record:
+        with recorded(layout, smk.rule, cohort) as record:
             result = job(*head, *args, **kwargs)
             record.marker = _marker(result)
     except CheckFailed:
@@ -53,7 +54,7 @@ class _ThisThread(logging.Filter):
 
 def run_in_snakemake(
     log_file: str | Path,
-    root: str | Path,
+    layout: Layout,
     rule: str,
     cohort: str | None,
     job: Callable[..., Any],
@@ -76,7 +77,7 @@ def run_in_snakemake(
     if logger.level == logging.NOTSET or logger.level > handler.level:
         logger.setLevel(handler.level)
     try:
-        with recorded(root, rule, cohort) as record:
+        with recorded(layout, rule, cohort) as record:
             result = job(*args, **kwargs)
             record.marker = _marker(result)
         return result

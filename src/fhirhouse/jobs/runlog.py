@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fhirhouse import __version__
+from fhirhouse.layout import Layout
 from fhirhouse.redact import RedactedError
 from fhirhouse.store.atomic import write_json_atomic
 
@@ -28,7 +29,10 @@ _PROCESS_RUN_ID = uuid.uuid4().hex[:12]
 
 
 def run_id() -> str:
-    """The invocation's run id: ``$FHIRHOUSE_RUN_ID`` (set by the Snakefile) or per process."""
+    """The invocation's run id: ``$FHIRHOUSE_RUN_ID`` (set by the Snakefile) or per process.
+
+    An environment variable, not a rule parameter: Snakemake reruns a job whose parameters
+    changed, and every job it starts, also on a cluster, inherits the variable."""
     return os.environ.get("FHIRHOUSE_RUN_ID") or _PROCESS_RUN_ID
 
 
@@ -126,9 +130,9 @@ def storage_problem(exc: BaseException) -> str | None:
     return None
 
 
-def storage_error(root: str | Path, problem: str) -> StorageError:
+def storage_error(layout: Layout, problem: str) -> StorageError:
     return StorageError(
-        f"cannot write under the storage root {root}: {problem}. Free space or fix "
+        f"cannot write under the storage root {layout.root}: {problem}. Free space or fix "
         "permissions, then run again; this job left no marker, so the next run redoes it"
     )
 
@@ -142,7 +146,7 @@ def safe_message(exc: BaseException) -> str:
 
 
 @contextmanager
-def recorded(root: str | Path, rule: str, cohort: str | None = None) -> Iterator[JobRecord]:
+def recorded(layout: Layout, rule: str, cohort: str | None = None) -> Iterator[JobRecord]:
     """Append one run-history row for the job in the ``with`` block, success or failure."""
     started, t0 = dt.datetime.now(dt.UTC), time.monotonic()
     record = JobRecord()
@@ -159,34 +163,36 @@ def recorded(root: str | Path, rule: str, cohort: str | None = None) -> Iterator
         # Ctrl-C: not a failure of the job; the next run redoes it (it left no marker)
         log.info("job %s%s interrupted", rule, f" cohort {cohort}" if cohort else "")
         _record_run(
-            root, **common, duration_s=time.monotonic() - t0, status="interrupted",
+            layout, **common, duration_s=time.monotonic() - t0, status="interrupted",
             message="KeyboardInterrupt",
         )  # fmt: skip
         raise
     except BaseException as exc:
         problem = storage_problem(exc)
         error = (
-            storage_error(root, problem) if problem and not isinstance(exc, StorageError) else None
+            storage_error(layout, problem)
+            if problem and not isinstance(exc, StorageError)
+            else None
         )
         message = safe_message(error or exc)
         log.error("job %s%s failed: %s", rule, f" cohort {cohort}" if cohort else "", message)
         _record_run(
-            root, **common, duration_s=time.monotonic() - t0, status="failed", message=message
+            layout, **common, duration_s=time.monotonic() - t0, status="failed", message=message
         )
         if error is not None:
             raise error from None
         raise
     fields = _history_fields(record.marker or {})
-    _record_run(root, **common, duration_s=time.monotonic() - t0, status="success", **fields)
+    _record_run(layout, **common, duration_s=time.monotonic() - t0, status="success", **fields)
 
 
-def _record_run(root: str | Path, **row: Any) -> None:
+def _record_run(layout: Layout, **row: Any) -> None:
     """Append a run-history row; a history that cannot be written is logged, never raised
     (the job's own outcome stands, and its error is the one the user needs to see)."""
     try:
         from fhirhouse.store import history
 
-        history.record_run(root, **row)
+        history.record_run(layout.run_history, **row)
     except Exception as exc:
         problem = storage_problem(exc) or type(exc).__name__
         log.warning("could not append to run history (%s)", problem)
@@ -197,7 +203,7 @@ SNAKEMAKE_INTERRUPTED = "Terminating processes on user request"
 
 
 def record_invocation(
-    root: str | Path, status: str, snakemake_log: str | list[str] | None = None
+    layout: Layout, status: str, snakemake_log: str | list[str] | None = None
 ) -> None:
     """One row per Snakemake invocation (from its ``onsuccess`` / ``onerror`` handlers).
 
@@ -219,16 +225,16 @@ def record_invocation(
             what = f"{failed} failed jobs"
         message = what + (f"; {done[-1].strip()}" if done else "")
     try:
-        _record_invocation(root, status, message)
+        _record_invocation(layout, status, message)
     except Exception as exc:
         log.warning("could not record the invocation in run history (%s)", type(exc).__name__)
 
 
-def _record_invocation(root: str | Path, status: str, message: str) -> None:
+def _record_invocation(layout: Layout, status: str, message: str) -> None:
     from fhirhouse.store import history
 
     history.record_run(
-        root,
+        layout.run_history,
         run_id=run_id(),
         rule="(invocation)",
         cohort=None,

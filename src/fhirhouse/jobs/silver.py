@@ -133,7 +133,7 @@ def _log_write(table: str, result: delta.WriteResult, how: str = "") -> None:
 
 
 def silver_job(
-    root: str | Path,
+    layout: Layout,
     cohort: str,
     *,
     workers: int = 1,
@@ -150,12 +150,11 @@ def silver_job(
     The bundles to parse go to up to ``workers`` processes (``pool``'s, when given).
     ``damage``: the cohort's damage state file (:mod:`fhirhouse.jobs.verify`); a table it
     lists, or that no longer bears out the cohort's marker, is compared whole."""
-    layout = Layout.of(root)
     started = time.monotonic()
-    files = landing.cohort_files(root, cohort)
+    files = landing.cohort_files(layout, cohort)
     if not files:
         raise FileNotFoundError(f"cohort {cohort} has no bundle files")
-    states = file_states(files, landing.cohort_dicom_files(root, files))
+    states = file_states(files, landing.cohort_dicom_files(layout, files))
     code = code_digest()
     cached = _read_cache(layout, cohort, code)
     full = cached is None
@@ -171,7 +170,13 @@ def silver_job(
             to_read.append(p)
     ingest_ts = dt.datetime.now(dt.UTC)
     parsed = parse_paths(
-        cohort, to_read, [states[p.name].size for p in to_read], root, ingest_ts, workers, pool
+        cohort,
+        to_read,
+        [states[p.name].size for p in to_read],
+        layout.dicom,
+        ingest_ts,
+        workers,
+        pool,
     )
     new_index = ParseIndex(code, {name_key(n): index.files[name_key(n)] for n in kept})
     same: list[str] = []  # read again, but the same bytes and DICOM files as last time
@@ -295,11 +300,10 @@ def silver_job(
 
 
 def silver_table_job(
-    root: str | Path, cohort: str, table: str, marker: str | Path | None = None
+    layout: Layout, cohort: str, table: str, marker: str | Path | None = None
 ) -> dict[str, Any]:
     """Rewrite one table's cohort partition from the parse cache (no bundle is read): the
     partition ends up holding exactly the cohort's cached rows."""
-    layout = Layout.of(root)
     staged = layout.staged(cohort, table)
     if not staged.exists():
         raise FileNotFoundError(
@@ -320,12 +324,11 @@ def silver_table_job(
     return write_marker(marker or layout.silver_marker(table, cohort), "silver", payload)
 
 
-def silver_versions(root: str | Path) -> dict[str, int | None]:
+def silver_versions(layout: Layout) -> dict[str, int | None]:
     """The current Delta version of every Silver table (``None`` when absent)."""
-    layout = Layout.of(root)
     return {t: delta.table_version(layout.silver_table(t)) for t in SILVER_TABLES}
 
 
-def silver_cohorts(root: str | Path) -> list[str]:
+def silver_cohorts(layout: Layout) -> list[str]:
     """Cohorts present in Silver (partitions of the encounter table)."""
-    return delta.partition_values(Layout.of(root).silver_table("encounter"))
+    return delta.partition_values(layout.silver_table("encounter"))

@@ -1,4 +1,5 @@
-"""Append-only Delta tables for operations: ``_ops/run_history`` and ``silver/ingest_log``.
+"""Append-only Delta tables for operations: the run history and the ingest log (paths:
+:class:`fhirhouse.layout.Layout`).
 
 Appends never conflict with each other in Delta (blind appends), so every job can write its
 own row. Rows carry counts, rule names, cohort labels and versions, never identifiers.
@@ -21,7 +22,6 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 from fhirhouse import faults
 from fhirhouse.store.delta import CDF, ensure_table, is_table
-from fhirhouse.store.objects import state_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +52,6 @@ INGEST_LOG_SCHEMA = pa.schema(
 )
 
 
-def run_history_path(root: str | Path) -> Path:
-    """Local state, also for an object store root (see :mod:`fhirhouse.store.objects`)."""
-    return state_dir(root) / "_ops" / "run_history"
-
-
-def ingest_log_path(root: str | Path) -> Path:
-    return state_dir(root) / "silver" / "ingest_log"
-
-
 def append(path: str | Path, table: pa.Table, schema: pa.Schema, retries: int = 5) -> None:
     """Append rows to a Delta table (created with CDF on when missing)."""
     data = table.select(schema.names).cast(schema)
@@ -78,7 +69,7 @@ def append(path: str | Path, table: pa.Table, schema: pa.Schema, retries: int = 
 
 
 def record_run(
-    root: str | Path,
+    path: str | Path,
     *,
     run_id: str,
     rule: str,
@@ -105,12 +96,11 @@ def record_run(
         "code_version": [code_version],
         "message": [message],
     }
-    append(run_history_path(root), pa.table(row, schema=RUN_HISTORY_SCHEMA), RUN_HISTORY_SCHEMA)
+    append(path, pa.table(row, schema=RUN_HISTORY_SCHEMA), RUN_HISTORY_SCHEMA)
 
 
-def read_run_history(root: str | Path) -> pl.DataFrame:
-    """All run-history rows (an empty frame with the schema when there are none)."""
-    path = run_history_path(root)
+def read_run_history(path: str | Path) -> pl.DataFrame:
+    """All rows of the run history at ``path`` (an empty frame with the schema when none)."""
     if not is_table(path):
         return pl.from_arrow(RUN_HISTORY_SCHEMA.empty_table())
     return pl.read_delta(str(path))

@@ -3,9 +3,7 @@
 A local root holds everything. An ``s3://`` root holds the data (Bronze files, the Silver
 and Gold Delta tables, the corpus manifest); the state a run keeps for itself (markers,
 staged Arrow files, logs, checks, run history, quarantine lists, reports) stays on local
-disk in the *state directory*: ``$FHIRHOUSE_STATE_DIR`` when set (the Snakefile sets it from
-the config key ``state_dir``), else ``.fhirhouse-state/<bucket>/<prefix>`` under the working
-directory.
+disk in the *state directory* (:meth:`fhirhouse.layout.Layout.of`).
 
 Files go through :mod:`pyarrow.fs` (already a dependency; credentials, region and endpoint
 come from the usual ``AWS_*`` variables), Delta tables through deltalake with
@@ -20,7 +18,6 @@ import fnmatch
 import os
 import posixpath
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +25,6 @@ if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
 SCHEMES = ("s3://",)
-STATE_DIR_ENV = "FHIRHOUSE_STATE_DIR"
 
 
 def is_uri(root: object) -> bool:
@@ -43,34 +39,6 @@ def check_uri(uri: str) -> str:
     if not bucket:
         raise ValueError(f"object store root {uri!r} has no bucket: use s3://bucket/prefix")
     return uri
-
-
-def default_state_dir(uri: str) -> Path:
-    """``.fhirhouse-state/<bucket>/<prefix>`` under the working directory, absolute."""
-    rest = check_uri(uri).split("://", 1)[1]
-    return (Path(".fhirhouse-state") / rest).resolve()
-
-
-def state_dir(root: str | Path) -> Path:
-    """Where markers and other local state of ``root`` live: ``root`` itself when local."""
-    if not is_uri(root):
-        return Path(root)
-    env = os.environ.get(STATE_DIR_ENV)
-    return Path(env).resolve() if env else default_state_dir(str(root))
-
-
-def export_state_dir(root: str | Path, configured: str | Path | None) -> None:
-    """For an ``s3://`` root, fix the state folder for this process and every process it
-    starts (Snakemake jobs, also submitted ones): ``configured`` (config ``state_dir``),
-    else ``$FHIRHOUSE_STATE_DIR``, else the default, made absolute. A local root: nothing."""
-    if is_uri(root):
-        chosen = configured or os.environ.get(STATE_DIR_ENV) or default_state_dir(str(root))
-        os.environ[STATE_DIR_ENV] = str(Path(chosen).resolve())
-
-
-def data_root(root: str | Path) -> Path | StorePath:
-    """Where the data of ``root`` lives: a local path, or a :class:`StorePath`."""
-    return StorePath(str(root)) if is_uri(root) else Path(root)
 
 
 def delta_storage_options(path: object) -> dict[str, str] | None:
