@@ -31,10 +31,10 @@ LAYOUT = Layout.of(config["root"], config.get("state_dir"))
 # Declared only for a local root: an s3:// object is no Snakemake output (the marker is).
 MANIFEST_OUTPUT = {} if LAYOUT.on_store else {"manifest": str(LAYOUT.corpus_manifest)}
 TABLES = list(SILVER_TABLES)
-_checks = config.get("checks") or {}
-CHECK_POLICY = _checks.get("on_failure", "warn")
-SILVER_OVERRIDES = _checks.get("silver") or {}
-GOLD_MAX_AGE = (_checks.get("gold") or {}).get("max_age", 130)
+# every default is in the config schema, filled in by `validate` in the Snakefile
+CHECK_POLICY = config["checks"]["on_failure"]
+SILVER_OVERRIDES = config["checks"]["silver"]
+GOLD_MAX_AGE = config["checks"]["gold"]["max_age"]
 # The code the Silver and Gold rows depend on. Passed to the silver and gold rules as a
 # parameter, so that Snakemake, which reruns jobs whose parameters changed, rebuilds Silver
 # after an upgraded parser (and Gold after a changed Gold transform) by itself.
@@ -223,5 +223,5 @@ def finish(status, log):
 
 
 # Maintenance (rules/maintain.smk): every Delta table.
-RETENTION_HOURS = (config.get("maintenance") or {}).get("retention_hours", 168)
+RETENTION_HOURS = config["maintenance"]["retention_hours"]
 MAINTAINED = table_names()

@@ -147,7 +147,7 @@ def test_overrides_replace_rules_key_by_key():
 def test_gold_checks():
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     gold = pl.from_arrow(build_encounter_summary(empty_silver(), now))
-    ok = validate_gold(gold, "A", 0, lambda row: True)
+    ok = validate_gold(gold, "A", 0, lambda row: True, max_age=130)
     assert (
         ok.passed
         and outcome(ok, "rows_equal_encounters").detail == "0 Gold rows for 0 Silver encounters"
@@ -160,7 +160,7 @@ def test_gold_checks():
         },
         schema_overrides={"patient_age": pl.Int32},
     )
-    r = validate_gold(bad_rows, "A", 3, lambda row: row["patient_age"] < 150)
+    r = validate_gold(bad_rows, "A", 3, lambda row: row["patient_age"] < 150, max_age=130)
     failed = {c.rule for c in r.checks if not c.passed}
     assert failed == {
         "rows_equal_encounters",
@@ -187,18 +187,20 @@ def test_gold_contract_check_fast_path_reports_as_the_row_validator():
         pl.lit([], pl.List(pl.String)).alias("active_conditions"),
         pl.lit([], pl.List(pl.String)).alias("active_medications"),
     )  # members of the struct columns are null, the structs themselves too: invalid rows
-    slow = validate_gold(gold, "A", 3, row_validator())
-    fast = validate_gold(gold, "A", 3, invalid_rows=invalid_row_count)
+    slow = validate_gold(gold, "A", 3, row_validator(), max_age=130)
+    fast = validate_gold(gold, "A", 3, max_age=130, invalid_rows=invalid_row_count)
     assert [c.__dict__ for c in fast.checks] == [c.__dict__ for c in slow.checks]
     schema = outcome(fast, "contract_schema")
     assert not schema.passed and schema.legacy == "schema_invalid(3)"
     assert schema.detail == "0/3 rows valid against the contract JSON Schema"
-    ok = validate_gold(gold.head(0), "A", 0, invalid_rows=invalid_row_count)
+    ok = validate_gold(gold.head(0), "A", 0, max_age=130, invalid_rows=invalid_row_count)
     assert outcome(ok, "contract_schema").detail == (
         "0/0 rows valid against the contract JSON Schema"
     )
     # without either validator the contract check is skipped, as before
-    assert "contract_schema" not in {c.rule for c in validate_gold(gold, "A", 3).checks}
+    assert "contract_schema" not in {
+        c.rule for c in validate_gold(gold, "A", 3, max_age=130).checks
+    }
 
 
 def test_ingest_log_rows():

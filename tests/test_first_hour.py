@@ -227,7 +227,7 @@ def test_ctrl_c_in_the_cli_is_one_line_and_recorded(tmp_path, capsys, monkeypatc
     assert main(["run", "--root", str(root), "--source", str(SAMPLE), "--no-gold"]) == 0
     capsys.readouterr()
 
-    def interrupted(args):
+    def interrupted(args, layout):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("fhirhouse.cli.cmd_run", interrupted)

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
+from fhirhouse.layout import check_cohort_label
 from fhirhouse.silver.build import build_table
 from fhirhouse.store.delta import (
-    check_cohort_label,
     partition_rows,
     read_table,
     write_cohort_slice,

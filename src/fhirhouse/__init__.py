@@ -10,6 +10,9 @@ __version__ = "0.1.0"
 # explicit setting in the environment wins.
 os.environ.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:1000")
 
+#: The column every Silver table is partitioned by (one partition per Bronze cohort).
+PARTITION_COLUMN = "cohort"
+
 SILVER_TABLES: tuple[str, ...] = (
     "patient",
     "encounter",

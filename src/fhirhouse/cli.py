@@ -18,7 +18,7 @@ from fhirhouse import __version__, jobs, logs, summary
 from fhirhouse import status as status_mod
 from fhirhouse.bronze.landing import cohort_inputs, list_cohorts, restored_note, sync_state_file
 from fhirhouse.bronze.synth import SYNTH_FIELDS
-from fhirhouse.config import ConfigError, load_config
+from fhirhouse.config import ConfigError, load_config, schema_default
 from fhirhouse.layout import Layout, check_cohort_label
 from fhirhouse.preflight import landing_labels, source_problem
 from fhirhouse.words import plural
@@ -124,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
         "--set NAME=VALUE (names: " + ", ".join(SYNTH_FIELDS) + ").",
     )
     synth.add_argument("--patients", type=int, required=True, help="number of patients")
-    synth.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    seed = schema_default("synth", "seed")
+    synth.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
     synth.add_argument("--out", type=Path, required=True, help="output folder")
     synth.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="a profile setting"
@@ -172,11 +173,12 @@ def _parser() -> argparse.ArgumentParser:
     maint.add_argument(
         "--table", action="append", choices=jobs.table_names(), help="only this table (repeatable)"
     )
+    retention = schema_default("maintenance", "retention_hours")
     maint.add_argument(
         "--retention-hours",
         type=float,
         help="keep files that versions of the last H hours need (config "
-        "`maintenance.retention_hours`, default 168)",
+        f"`maintenance.retention_hours`, default {retention})",
     )
     watch = sub.add_parser(
         "watch",
@@ -256,7 +258,7 @@ def cmd_maintain(args: argparse.Namespace, layout: Layout) -> int:
     cfg = load_config(args.config, {"root": args.root})
     hours = args.retention_hours
     if hours is None:
-        hours = (cfg.get("maintenance") or {}).get("retention_hours", 168)
+        hours = cfg["maintenance"]["retention_hours"]
     if hours < 0:
         raise ValueError("--retention-hours must be 0 or more")
     done = _job(
@@ -332,7 +334,11 @@ def _run(
 ) -> int:
     """`fhirhouse run` after its configuration is read, with a pool of parse workers."""
     checks = cfg["checks"]
-    policy, silver_rules = checks.get("on_failure", "warn"), checks.get("silver") or {}
+    policy, silver_rules, max_age = (
+        checks["on_failure"],
+        checks["silver"],
+        checks["gold"]["max_age"],
+    )
     source = jobs.resolve_source(layout, cfg["source"]) if not args.no_source else None
     if source == layout.synth_dir:
         synth = cfg["synth"]
@@ -357,7 +363,6 @@ def _run(
     if missing:
         print(f"error: no such cohort in Bronze: {', '.join(missing)}", file=sys.stderr)
         return 2
-    max_age = (checks.get("gold") or {}).get("max_age", 130)
     results: dict[str, dict[str, dict]] = {}
     for n, cohort in enumerate(wanted, 1):
         t0 = time.monotonic()
@@ -455,8 +460,7 @@ def cmd_gold(args: argparse.Namespace, layout: Layout) -> int:
         )
         return 2
     started = time.monotonic()
-    max_age = (checks.get("gold") or {}).get("max_age", 130)
-    _build_gold(layout, cohorts, checks.get("on_failure", "warn"), max_age)
+    _build_gold(layout, cohorts, checks["on_failure"], checks["gold"]["max_age"])
     print(f"done in {time.monotonic() - started:.1f} s")
     return 0
 

@@ -1,13 +1,17 @@
 """The workflow config file, shared by the Snakefile and the CLI.
 
-Both validate ``config/config.yaml`` against ``schemas/config.schema.yaml``; the CLI applies
-the schema's defaults itself (Snakemake's ``validate`` does so for the workflow). Both refuse
-a dangerous root (:func:`fhirhouse.layout.check_root`).
+Both validate ``config/config.yaml`` against ``schemas/config.schema.yaml``, the one place
+every default is written: the CLI fills them in with :func:`fill_defaults` (Snakemake's
+``validate`` does the same for the workflow), and code that runs without a config asks
+:func:`schema_default`. Both refuse a dangerous root (:func:`fhirhouse.layout.check_root`).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +51,7 @@ def load_config(
         raise ConfigError(str(exc)) from None
     schema_file = Path(schema_path) if schema_path else path.parent.parent / DEFAULT_SCHEMA
     schema = read_schema(schema_file if schema_file.exists() else DEFAULT_SCHEMA)
-    for key, prop in schema.get("properties", {}).items():
-        if key not in cfg and "default" in prop:
-            cfg[key] = prop["default"]
+    fill_defaults(cfg, schema)
     problem = config_problem(cfg, schema)
     if problem:
         raise ConfigError(problem)
@@ -66,6 +68,44 @@ def read_schema(path: str | Path = DEFAULT_SCHEMA) -> dict[str, Any]:
     if not path.is_absolute() and not path.exists():
         path = Path(__file__).resolve().parents[2] / path
     return yaml.safe_load(path.read_text())
+
+
+def _defaults_filler(
+    validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]
+) -> Iterator[Any]:
+    if isinstance(instance, dict):
+        for name, sub in properties.items():
+            if "default" in sub:
+                instance.setdefault(name, copy.deepcopy(sub["default"]))
+    yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](
+        validator, properties, instance, schema
+    )
+
+
+_FILLER = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"properties": _defaults_filler}
+)
+
+
+def fill_defaults(cfg: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Set every default of ``schema`` that ``cfg`` leaves out, nested ones too, as
+    Snakemake's ``validate`` does (the jsonschema recipe); returns ``cfg``."""
+    for _ in _FILLER(schema).iter_errors(cfg):
+        pass  # reported by config_problem
+    return cfg
+
+
+@functools.cache
+def _schema_defaults() -> dict[str, Any]:
+    return fill_defaults({}, read_schema())
+
+
+def schema_default(*keys: str) -> Any:
+    """The schema's default of a key, e.g. ``schema_default("checks", "gold", "max_age")``."""
+    value: Any = _schema_defaults()
+    for key in keys:
+        value = value[key]
+    return copy.deepcopy(value)
 
 
 def config_problem(cfg: dict[str, Any], schema: dict[str, Any]) -> str | None:

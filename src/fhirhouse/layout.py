@@ -30,11 +30,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fhirhouse import SILVER_TABLES
+from fhirhouse import PARTITION_COLUMN, SILVER_TABLES
 from fhirhouse.store.objects import StorePath, check_uri, is_uri
 
-#: The column every Silver table is partitioned by, and the folder prefix of a Bronze cohort.
-PARTITION_COLUMN = "cohort"
+#: The folder prefix of a Bronze cohort (and of every per-cohort file).
 COHORT_PREFIX = f"{PARTITION_COLUMN}="
 #: A cohort label: it becomes a folder name and a partition value. The config schema's copy
 #: is checked against this one by a test.
@@ -162,6 +161,10 @@ class Layout:
         """Patients of the cohort whose Gold rows must be recomputed (written by Silver)."""
         return self.state / "_staging" / "gold" / f"{COHORT_PREFIX}{cohort}.pending.arrow"
 
+    def gold_states(self) -> dict[str, Path]:
+        """Every cohort's :meth:`gold_state` file that exists, by cohort."""
+        return _by_cohort(self.state / "_staging" / "gold")
+
     def gold_state(self, cohort: str) -> Path:
         """The numbers behind a cohort's Gold checks and manifest entry (written by Gold)."""
         return self.state / "_staging" / "gold" / f"{COHORT_PREFIX}{cohort}.json"
@@ -195,6 +198,10 @@ class Layout:
     def damage_state(self, layer: str, cohort: str) -> Path:
         """What damage was last found under the cohort's ``layer`` marker (a job input)."""
         return self.markers / layer / "_state" / f"{COHORT_PREFIX}{cohort}.json"
+
+    def cohort_markers(self, layer: str) -> dict[str, Path]:
+        """The cohort markers of ``layer`` that exist (``silver`` or ``gold``), by cohort."""
+        return _by_cohort(self.markers / layer)
 
     def silver_cohort_marker(self, cohort: str) -> Path:
         return self.markers / "silver" / f"{COHORT_PREFIX}{cohort}.json"
@@ -270,6 +277,11 @@ class Layout:
     @property
     def ingest_log(self) -> Path:
         return self.state / "silver" / "ingest_log"
+
+
+def _by_cohort(folder: Path, suffix: str = ".json") -> dict[str, Path]:
+    files = sorted(folder.glob(f"{COHORT_PREFIX}*{suffix}"))
+    return {p.name[len(COHORT_PREFIX) : -len(suffix)]: p for p in files}
 
 
 def _leaf(base: Path, parts: tuple[str, ...], cohort: str | None, suffix: str) -> Path:

@@ -161,19 +161,20 @@ def start_line(
     config: Mapping[str, Any],
     existing: Iterable[str],
 ) -> str:
-    """One line for the start of a build: the resolved root, the source and the cohorts."""
+    """One line for the start of a build: the resolved root, the source and the cohorts
+    (``config``: validated, its defaults filled in)."""
     where = str(root) if "://" in str(root) else str(Path(root).resolve())
     if source is None:
         what = "none (the Bronze tree as it is)"
     elif synthetic:
-        synth = config.get("synth") or {}
+        synth = config["synth"]
         what = (
-            f"{synth.get('patients', 60)} generated patients (seed {synth.get('seed', 42)}) "
+            f"{synth['patients']} generated patients (seed {synth['seed']}) "
             f"in {Path(source).resolve()}"
         )
     else:
         what = str(Path(source).resolve())
     have = list(existing)
-    plan = cohort_plan(config.get("cohorts", 3), config.get("land_into")) if source else ""
+    plan = cohort_plan(config["cohorts"], config["land_into"]) if source else ""
     cohorts = f"Bronze cohorts {', '.join(have)}" if have else "no cohorts in Bronze yet"
     return f"fhirhouse: root {where}; source {what}; {cohorts}" + (f"; {plan}" if plan else "")

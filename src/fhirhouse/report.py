@@ -311,10 +311,7 @@ def report_pages_job(layout: Layout, outputs: Mapping[str, str | Path]) -> dict[
 
     Reads what the pages show and no more: row counts from Delta's file statistics, five
     sample rows per table, two Gold columns for the plots and the card's candidate rows."""
-    cohorts = sorted(
-        p.name[len("cohort=") : -len(".json")]
-        for p in (layout.markers / "gold").glob("cohort=*.json")
-    )
+    cohorts = sorted(layout.cohort_markers("gold"))
     for name in SILVER_TABLES:
         path = layout.silver_table(name)
         page = silver_page(

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from fhirhouse import PARTITION_COLUMN
 from fhirhouse.checks.rules import SILVER_RULES
 from fhirhouse.silver.registry import spec
 
@@ -96,7 +97,12 @@ def merged_rules(name: str, overrides: Mapping[str, Mapping[str, Any]] | None) -
 def columns_needed(name: str, rules: Mapping[str, Any]) -> list[str]:
     """The columns the table-level checks of ``name`` read (everything else can be pruned)."""
     s = spec(name)
-    wanted = {s.key, "cohort", *rules.get("required_non_null", []), *rules.get("unique_keys", [])}
+    wanted = {
+        s.key,
+        PARTITION_COLUMN,
+        *rules.get("required_non_null", []),
+        *rules.get("unique_keys", []),
+    }
     wanted |= set(rules.get("numeric_ranges", {}))
     wanted |= set(rules.get("required_section_flags", []))
     if "min_char_count" in rules:
@@ -240,7 +246,7 @@ def check_cross_cohort(df: pl.DataFrame, key: str) -> CheckOutcome:
     if df[key].n_unique() == df.height:  # no key twice at all: none in two cohorts
         dupes = 0
     else:
-        per_key = df.group_by(key).agg(pl.col("cohort").n_unique().alias("n"))
+        per_key = df.group_by(key).agg(pl.col(PARTITION_COLUMN).n_unique().alias("n"))
         dupes = int((per_key["n"] > 1).sum())
     return _outcome(
         f"no_cross_cohort_duplicates:{key}",
@@ -359,7 +365,7 @@ def validate_cohort(
     today = today or dt.date.today()
     counts = row_counts(name, df, rules, today)
     checks = row_outcomes(name, counts, rules, today) + _unique(df, rules)
-    return TableResult(name, f"cohort={cohort}", df.height, checks, counts)
+    return TableResult(name, f"{PARTITION_COLUMN}={cohort}", df.height, checks, counts)
 
 
 def validate_table(
@@ -414,7 +420,7 @@ def _table_result(
         checks.append(min_rows_outcome(counts["rows"], rules["min_rows"]))
     checks += row_outcomes(name, counts, rules, today) + _unique(df, rules)
     key = spec(name).key
-    if df.height and "cohort" in df.columns:
+    if df.height and PARTITION_COLUMN in df.columns:
         checks.append(check_cross_cohort(df, key))
     if name != "patient" and patient_ids is not None and "patient_id" in df.columns:
         checks.append(check_references(df, "patient_id", "patient", patient_ids, skip_empty=False))
@@ -433,8 +439,8 @@ GOLD_LIST_COLUMNS = ("active_conditions", "active_medications", "recent_labs", "
 def gold_counts(
     gold: Frame,
     row_validator: Callable[[dict[str, Any]], bool] | None = None,
-    max_age: int = 130,
     *,
+    max_age: int,
     invalid_rows: Callable[[pl.DataFrame], int] | None = None,
 ) -> dict[str, Any]:
     """The numbers behind the Gold checks of a set of rows; they add up like
@@ -485,8 +491,8 @@ def validate_gold(
     cohort: str,
     expected_rows: int,
     row_validator: Callable[[dict[str, Any]], bool] | None = None,
-    max_age: int = 130,
     *,
+    max_age: int,
     invalid_rows: Callable[[pl.DataFrame], int] | None = None,
 ) -> TableResult:
     """Gold checks for one cohort's rows: count, age range, list columns, contract schema.
@@ -495,12 +501,12 @@ def validate_gold(
     counter such as ``gold.contract.invalid_row_count``) when given, else with ``row_validator``
     called on every row; without either it is skipped.
     """
-    counts = gold_counts(gold, row_validator, max_age, invalid_rows=invalid_rows)
-    return gold_result(counts, cohort, expected_rows, max_age)
+    counts = gold_counts(gold, row_validator, max_age=max_age, invalid_rows=invalid_rows)
+    return gold_result(counts, cohort, expected_rows, max_age=max_age)
 
 
 def gold_result(
-    counts: Mapping[str, Any], cohort: str, expected_rows: int, max_age: int = 130
+    counts: Mapping[str, Any], cohort: str, expected_rows: int, *, max_age: int
 ) -> TableResult:
     """The Gold checks of one cohort from its :func:`gold_counts`."""
     n = counts["rows"]
@@ -535,7 +541,9 @@ def gold_result(
                 f"schema_invalid({invalid})",
             )
         )
-    return TableResult("gold.encounter_summary", f"cohort={cohort}", n, checks, dict(counts))
+    return TableResult(
+        "gold.encounter_summary", f"{PARTITION_COLUMN}={cohort}", n, checks, dict(counts)
+    )
 
 
 def ingest_log_table(results: list[TableResult], ingest_ts: dt.datetime) -> pa.Table:

@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from fhirhouse import SILVER_TABLES
+from fhirhouse import PARTITION_COLUMN, SILVER_TABLES
 from fhirhouse.gold.encounter_summary import CONTRACT_VERSION
 
 MANIFEST_VERSION = "1"
@@ -138,7 +138,7 @@ def build_corpus_manifest(
         }
     elif encounter_cohorts is not None and gold is not None:
         df = pl.from_arrow(gold).join(
-            pl.from_arrow(encounter_cohorts.select(["encounter_id", "cohort"])).unique(
+            pl.from_arrow(encounter_cohorts.select(["encounter_id", PARTITION_COLUMN])).unique(
                 "encounter_id", keep="first"
             ),
             on="encounter_id",
@@ -147,7 +147,7 @@ def build_corpus_manifest(
         manifest["cohorts"] = {
             str(label): {"row_count": part.height, "corpus_stats": corpus_stats(part)}
             for (label,), part in sorted(
-                df.partition_by("cohort", as_dict=True).items(), key=lambda kv: str(kv[0])
+                df.partition_by(PARTITION_COLUMN, as_dict=True).items(), key=lambda kv: str(kv[0])
             )
         }
     return manifest

@@ -43,11 +43,16 @@ def write_results(
         md_path.write_text("\n".join(r.to_markdown() for r in results), encoding="utf-8")
 
 
-def enforce(results: Sequence[TableResult], policy: str) -> None:
-    """Log every failing check; under ``fail`` raise on the first one."""
+def enforce(results: Sequence[TableResult], policy: str | None) -> None:
+    """Log every failing check; under ``fail`` raise on the first one (``None``: the config
+    schema's default policy)."""
     failed = [(r, c) for r in results for c in r.checks if not c.passed]
     for r, c in failed:
         log.warning("check failed: %s (%s) %s: %s", r.table, r.scope, c.rule, c.detail)
+    if failed and policy is None:
+        from fhirhouse.config import schema_default
+
+        policy = schema_default("checks", "on_failure")
     if failed and policy == "fail":
         first, check = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""

@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from fhirhouse import SILVER_TABLES
+from fhirhouse import PARTITION_COLUMN, SILVER_TABLES
 from fhirhouse.bronze.landing import list_cohorts
 from fhirhouse.checks.validate import (
     TableResult,
@@ -81,7 +81,9 @@ def _table_result(
 def _keys(layout: Layout, table: str) -> pl.DataFrame:
     """The key, cohort, patient and encounter columns of a whole table."""
     s = spec(table)
-    wanted = [c for c in (s.key, "cohort", "patient_id", "encounter_id") if c in s.schema.names]
+    wanted = [
+        c for c in (s.key, PARTITION_COLUMN, "patient_id", "encounter_id") if c in s.schema.names
+    ]
     path = layout.silver_table(table)
     if not delta.is_table(path):
         return pl.from_arrow(s.schema.empty_table().select(list(dict.fromkeys(wanted))))
@@ -92,7 +94,7 @@ def check_tables_job(
     layout: Layout,
     *,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    policy: str = "warn",
+    policy: str | None = None,
     outputs: Mapping[str, str | Path] | None = None,
     markdown: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -159,7 +161,7 @@ def gold_manifest_job(
             table,
             counts,
             created,
-            encounter_cohorts=delta.read_table(enc, ["encounter_id", "cohort"])
+            encounter_cohorts=delta.read_table(enc, ["encounter_id", PARTITION_COLUMN])
             if delta.is_table(enc)
             else None,
             **common,

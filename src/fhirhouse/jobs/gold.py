@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from fhirhouse import SILVER_TABLES, digest
+from fhirhouse import PARTITION_COLUMN, SILVER_TABLES, digest
 from fhirhouse.checks.validate import combine_gold_counts, gold_counts, gold_result
 from fhirhouse.gold import encounter_summary as gold
 from fhirhouse.gold.manifest import add_partials, corpus_partials
@@ -59,7 +59,7 @@ def _silver_rows(
         if slices is not None:
             frame = pl.from_arrow(slices[t].select(columns)).lazy()
         else:
-            frame = delta.scan(layout.silver_table(t)).filter(pl.col("cohort") == cohort)
+            frame = delta.scan(layout.silver_table(t)).filter(pl.col(PARTITION_COLUMN) == cohort)
             frame = frame.select(columns)
         if patients is not None:
             frame = frame.filter(pl.col("patient_id").is_in(patients))
@@ -79,7 +79,7 @@ def _silver_encounters(layout: Layout, other_than: str | None = None) -> set[str
         return set()
     frame = delta.scan(path)
     if other_than is not None:
-        frame = frame.filter(pl.col("cohort") != other_than)
+        frame = frame.filter(pl.col(PARTITION_COLUMN) != other_than)
     return set(frame.select(gold.KEY).collect().to_series().to_list())
 
 
@@ -94,8 +94,8 @@ def gold_job(
     layout: Layout,
     cohort: str,
     *,
-    policy: str = "warn",
-    max_age: int = 130,
+    policy: str | None = None,
+    max_age: int | None = None,
     slices: Mapping[str, pa.Table] | None = None,
     check_output: str | Path | None = None,
     check_markdown: str | Path | None = None,
@@ -109,9 +109,15 @@ def gold_job(
     ``slices``: the cohort's Silver rows when the caller has them in memory (``fhirhouse
     run``); otherwise they are read from the Silver tables. Rows of other cohorts are left
     untouched; rows of the cohort's patients whose encounter is gone are deleted; unchanged
-    rows keep their ``created_timestamp`` and ``silver_versions``.
+    rows keep their ``created_timestamp`` and ``silver_versions``. ``policy`` and
+    ``max_age`` left out: the config schema's defaults.
     """
     from fhirhouse.gold.contract import invalid_row_count
+
+    if max_age is None:
+        from fhirhouse.config import schema_default
+
+        max_age = schema_default("checks", "gold", "max_age")
 
     started = time.monotonic()
     code = code_digest()
@@ -219,7 +225,7 @@ def gold_job(
     else:
         silver_marker = read_json(layout.silver_cohort_marker(cohort))
         encounters = silver_marker["tables"]["encounter"]["rows"]
-    result = gold_result(counts, cohort, encounters, max_age)
+    result = gold_result(counts, cohort, encounters, max_age=max_age)
     checking.write_results(
         [result],
         [Path(check_output) if check_output else layout.check_gold(cohort)],

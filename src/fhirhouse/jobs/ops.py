@@ -40,15 +40,20 @@ def maintain_job(
     layout: Layout,
     tables: list[str] | None = None,
     *,
-    retention_hours: float = 168,
+    retention_hours: float | None = None,
     marker: str | Path | None = None,
 ) -> dict[str, Any]:
     """Compact, checkpoint and vacuum each table (all of them by default).
 
     Rows do not change and markers are not touched, so a later build stays incremental.
-    Versions older than ``retention_hours`` can no longer be read or restored afterwards.
+    Versions older than ``retention_hours`` (default: the config schema's) can no longer be
+    read or restored afterwards.
     """
+    from fhirhouse.config import schema_default
     from fhirhouse.store import delta, maintenance
+
+    if retention_hours is None:
+        retention_hours = schema_default("maintenance", "retention_hours")
 
     done = []
     for name in tables or table_names():
@@ -115,8 +120,8 @@ def rollback_job(layout: Layout, name: str, version: int) -> dict[str, Any]:
         for c in cohorts:
             layout.parse_index(c).unlink(missing_ok=True)
     elif name == "gold":
-        dropped = sorted((layout.markers / "gold").glob("cohort=*.json"))
-        for state in layout.gold_state("any").parent.glob("cohort=*.json"):
+        dropped = list(layout.cohort_markers("gold").values())
+        for state in layout.gold_states().values():
             state.unlink()  # the next Gold job of each cohort recomputes it whole
     for p in dropped:
         p.unlink(missing_ok=True)

@@ -138,7 +138,7 @@ def silver_job(
     *,
     workers: int = 1,
     pool: ParsePool | None = None,
-    policy: str = "warn",
+    policy: str | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     check_outputs: Mapping[str, str | Path] | None = None,
     check_markdown: str | Path | None = None,

@@ -126,11 +126,7 @@ def _row_damage(layout: Layout, table: str, records: list[_Record]) -> list[Dama
 
 def _marked_cohorts(layout: Layout) -> set[str]:
     """Every cohort with a Silver or Gold marker."""
-    return {
-        p.stem.removeprefix("cohort=")
-        for layer in ("silver", GOLD)
-        for p in (layout.markers / layer).glob("cohort=*.json")
-    }
+    return {c for layer in ("silver", GOLD) for c in layout.cohort_markers(layer)}
 
 
 def find_damage(

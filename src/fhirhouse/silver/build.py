@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dateutil import parser as date_parser
 
+from fhirhouse import PARTITION_COLUMN
 from fhirhouse.fhir.parser import DATA_LIMITATION, Record
 from fhirhouse.silver.registry import TableSpec, spec
 
@@ -210,7 +211,7 @@ def build_table(
         name, dtype = f.name, f.type  # Field attributes are calls: read them once, not per row
         if name == "ingest_timestamp":
             arrays.append(_constant(ts, len(rows), dtype))
-        elif name == "cohort":
+        elif name == PARTITION_COLUMN:
             arrays.append(_constant(cohort, len(rows), dtype))
         else:
             raw = [r.get(name) for r in rows]

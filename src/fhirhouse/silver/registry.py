@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from fhirhouse import SILVER_TABLES
+from fhirhouse import PARTITION_COLUMN, SILVER_TABLES
 
 TS = pa.timestamp("us", tz="UTC")
 S, F, I32, B, D = pa.string(), pa.float64(), pa.int32(), pa.bool_(), pa.date32()
@@ -20,11 +20,10 @@ PROVENANCE: tuple[tuple[str, pa.DataType], ...] = (
     ("source_file", S),
     ("source_entry", I32),
     ("ingest_timestamp", TS),
-    ("cohort", S),
+    (PARTITION_COLUMN, S),
 )
 #: Columns that describe a run rather than the data: excluded when deciding if a row changed.
 RUN_COLUMNS: frozenset[str] = frozenset({"ingest_timestamp"})
-PARTITION_COLUMN = "cohort"
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,10 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from fhirhouse import faults
-from fhirhouse.layout import COHORT_LABEL, check_cohort_label
+from fhirhouse import PARTITION_COLUMN, faults
+from fhirhouse.layout import check_cohort_label
 from fhirhouse.store.maintenance import commit_properties, open_table, table_name
 from fhirhouse.store.objects import delta_storage_options, is_uri
-
-__all__ = ["COHORT_LABEL", "check_cohort_label"]
 
 log = logging.getLogger(__name__)
 
@@ -108,20 +106,20 @@ def read_table(path: object, columns: list[str] | None = None) -> pa.Table:
 
 
 def read_partition(
-    path: object, value: str, column: str = "cohort", columns: list[str] | None = None
+    path: object, value: str, column: str = PARTITION_COLUMN, columns: list[str] | None = None
 ) -> pa.Table:
     """The rows of one partition of the table at ``path`` (only ``columns`` when given)."""
     return open_table(path).to_pyarrow_table(filters=[(column, "=", value)], columns=columns)
 
 
-def partition_values(path: object, column: str = "cohort") -> list[str]:
+def partition_values(path: object, column: str = PARTITION_COLUMN) -> list[str]:
     """The distinct values of a partition column, sorted; ``[]`` when there is no table."""
     if not is_table(path):
         return []
     return sorted({p[column] for p in open_table(path).partitions() if column in p})
 
 
-def partition_rows(table: DeltaTable, column: str = "cohort") -> dict[str, int]:
+def partition_rows(table: DeltaTable, column: str = PARTITION_COLUMN) -> dict[str, int]:
     """Rows per partition value, from the table's file statistics (no data is read)."""
     actions = pa.table(table.get_add_actions(flatten=True))
     if actions.num_rows == 0:
@@ -295,7 +293,7 @@ def write_cohort_slice(
     cohort: str,
     scope: Collection[str] | None = None,
     expected_rows: int | None = None,
-    partition_column: str = "cohort",
+    partition_column: str = PARTITION_COLUMN,
     ignore_columns: Iterable[str] = ("ingest_timestamp",),
     retries: int = 5,
     metadata: Mapping[str, Any] | None = None,

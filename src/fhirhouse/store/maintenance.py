@@ -15,6 +15,7 @@ from typing import Any
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 
+from fhirhouse import PARTITION_COLUMN
 from fhirhouse.store.objects import delta_storage_options
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def history(path: object, limit: int | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def partition_files(table: DeltaTable, column: str = "cohort") -> dict[str, set[str]]:
+def partition_files(table: DeltaTable, column: str = PARTITION_COLUMN) -> dict[str, set[str]]:
     """Data file paths by partition value (``""`` for an unpartitioned table)."""
     out: dict[str, set[str]] = {}
     for uri in table.file_uris():
