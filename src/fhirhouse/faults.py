@@ -20,14 +20,6 @@ from pathlib import Path
 
 ENV_POINT = "FHIRHOUSE_KILL_AT"
 ENV_DIR = "FHIRHOUSE_KILL_DIR"
-POINTS = (
-    "land.after_copy",
-    "atomic.before_rename",
-    "delta.after_create",
-    "delta.before_commit",
-    "delta.after_commit",
-    "history.before_append",
-)
 
 
 def point(name: str, detail: str = "") -> None:

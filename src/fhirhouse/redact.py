@@ -1,4 +1,4 @@
-"""PHI-safe log helpers (spec section 7.5).
+"""PHI-safe log helpers.
 
 Logs may carry counts, table names, cohort labels and metrics, never identifiers, names, note
 text or bundle file names. Anything identifier-bearing that a message must point at goes through

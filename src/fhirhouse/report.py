@@ -211,7 +211,7 @@ def encounter_card(gold: pl.DataFrame) -> str:
 
     Among the first 200 rows by encounter id that have a note, the first that also has
     conditions, medications and a heart rate; failing that, the first with conditions; then
-    simply the first with a note (the reference's rule).
+    simply the first with a note.
     """
     rows = gold.sort("encounter_id").head(CARD_CANDIDATES)
     rows = rows.filter(pl.col("soap_note_text").is_not_null())

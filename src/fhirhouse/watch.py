@@ -1,6 +1,6 @@
 """`fhirhouse watch`: poll for new or changed bundles and build exactly what they touch.
 
-The reference's cohort sensor, on Snakemake: each poll compares what is on disk with what the
+A cohort sensor on Snakemake: each poll compares what is on disk with what the
 last build saw, and a change triggers one Snakemake run (through ``snakemake.api``, with the
 workflow profile's settings) for the affected cohorts only.
 

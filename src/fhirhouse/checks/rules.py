@@ -1,4 +1,5 @@
-"""Per-table validation rules of the reference (spec section 5.2), as data.
+"""The default validation rules of each Silver table, as data (config ``checks.silver``
+overrides them key by key).
 
 The rule grammar: ``min_rows``, ``required_non_null``, ``unique_keys``, ``min_char_count`` +
 ``max_short_pct``, ``required_section_flags`` + ``required_sections_pct``, ``numeric_ranges``.

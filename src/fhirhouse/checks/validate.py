@@ -1,14 +1,14 @@
-"""Data checks (spec section 5, plus what the reference left out). Pure: tables in, results out.
+"""Data checks of Silver and Gold. Pure: tables in, results out.
 
-Rule names and detail strings follow the reference (``min_rows>=100``, ``non_null:patient_id``,
+Rule names and detail strings read as the rule (``min_rows>=100``, ``non_null:patient_id``,
 ``unique:encounter_id``, ``short_notes_pct<=20%``, ``sections_pct>=80%``,
-``range:heart_rate_bpm∈[30,250]``), each failure also carrying the reference's legacy string
+``range:heart_rate_bpm∈[30,250]``), each failure also carrying a short legacy string
 (``nulls_in:patient_id(5)``, ...). Added checks: referential integrity, no future birth date,
 no duplicate key across cohorts, and Gold checks.
 
 Scopes: a *cohort* result covers rules that hold row by row (nulls, ranges, note rates, birth
 dates, uniqueness within the cohort); a *table* result covers the whole table (all of the
-reference's rules on the full table, plus cross-cohort duplicates and referential integrity).
+table's rules on the full table, plus cross-cohort duplicates and referential integrity).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class CheckOutcome:
     rule: str
     passed: bool
     detail: str
-    legacy: str = ""  # the reference's failure string; empty when passed
+    legacy: str = ""  # the short failure string (``nulls_in:patient_id(5)``); empty when passed
 
 
 @dataclass
@@ -75,7 +75,7 @@ class TableResult:
 
 
 def _outcome(rule: str, passed: bool, detail: str, legacy: str) -> CheckOutcome:
-    """A rule outcome; the reference's legacy failure string is kept only on failure."""
+    """A rule outcome; the legacy failure string is kept only on failure."""
     return CheckOutcome(rule, passed, detail, "" if passed else legacy)
 
 
@@ -88,7 +88,8 @@ def _pct(x: float) -> str:
 
 
 def merged_rules(name: str, overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
-    """The reference rules of a table with config overrides applied key by key."""
+    """The default rules of a table (:mod:`fhirhouse.checks.rules`) with config overrides
+    applied key by key."""
     rules = dict(SILVER_RULES[name])
     rules.update((overrides or {}).get(name, {}))
     return rules
@@ -377,7 +378,7 @@ def validate_table(
     encounter_ids: pl.Series | None = None,
     today: dt.date | None = None,
 ) -> TableResult:
-    """All of the reference's rules on the full table, plus cross-cohort duplicates and
+    """All of the table's rules on the full table, plus cross-cohort duplicates and
     referential integrity (when the patient / encounter keys are given)."""
     df = _df(table)
     rules = merged_rules(name, overrides)
@@ -547,7 +548,7 @@ def gold_result(
 
 
 def ingest_log_table(results: list[TableResult], ingest_ts: dt.datetime) -> pa.Table:
-    """Rows for ``silver.ingest_log`` (spec section 2.3), one per table result."""
+    """Rows for ``silver.ingest_log``, one per table result."""
     return pa.table(
         {
             "table": [r.table for r in results],

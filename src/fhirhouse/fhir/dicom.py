@@ -1,4 +1,4 @@
-"""DICOM header extraction (spec section 4.10, ADR-006/013). Pure: bytes in, dict out.
+"""DICOM header extraction for ``imaging_study``. Pure: bytes in, dict out.
 
 Pixels are never read (``stop_before_pixels=True``). The modality stays FHIR's.
 """

@@ -1,4 +1,5 @@
-"""Clinical note decoding and SOAP section detection (spec section 4.8, ADR-005). Pure."""
+"""Clinical note decoding (Base64, inline or through a Binary) and SOAP section detection.
+Pure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bundle -> flat records for the ten Silver tables (spec section 3). Pure: no file I/O.
+"""Bundle -> flat records for the ten Silver tables. Pure: no file I/O.
 
 Every field is read with a default from plain dicts (no FHIR model classes). DICOM bytes come in
 through a resolver callback. Problems that drop a resource (an undecodable note, an unreadable

@@ -1,4 +1,4 @@
-"""The contract files, generated from the code (spec sections 6.3 and 6.4).
+"""The contract files, generated from the code.
 
 - ``schemas/gold_encounter_summary.json``: JSON Schema 2020-12 of a Gold row;
 - ``docs/DATA_DICTIONARY.md``: every Silver table and Gold column;

@@ -1,4 +1,4 @@
-"""``gold.encounter_summary``, contract v1.1.0 (spec section 6). Pure: Arrow in, Arrow out.
+"""``gold.encounter_summary``, contract v1.1.0. Pure: Arrow in, Arrow out.
 
 One row per Silver encounter, left-joined to its patient, with the as-of-date problem list,
 the forward active-medication list, last-by-date vitals, labs, procedures, and the last note,

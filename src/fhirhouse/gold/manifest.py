@@ -1,4 +1,4 @@
-"""The corpus manifest (spec section 6.5), plus a per-cohort breakdown. Pure."""
+"""The corpus manifest downstream teams pin to, with a per-cohort breakdown. Pure."""
 
 from __future__ import annotations
 

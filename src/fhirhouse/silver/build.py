@@ -1,4 +1,4 @@
-"""Records -> typed Arrow tables (spec section 4.1). Pure.
+"""Records -> typed Arrow tables. Pure.
 
 Coercion follows the declared Arrow type: timestamps parsed (naive = UTC, offsets converted),
 dates truncated, ``float()``/``int()`` with null on failure, booleans by truthiness, strings by

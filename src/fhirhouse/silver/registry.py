@@ -1,8 +1,8 @@
-"""The Silver table registry: name -> primary key and explicit Arrow schema (spec section 4).
+"""The Silver table registry: name -> primary key and explicit Arrow schema.
 
-Every table ends with provenance: the reference's ``source_file`` and ``ingest_timestamp``,
-plus fhirhouse's ``source_entry`` (the row's resource's index in its bundle's ``entry``
-array) and ``cohort`` (the Delta partition column).
+Every table ends with provenance: ``source_file``, ``ingest_timestamp``, ``source_entry``
+(the row's resource's index in its bundle's ``entry`` array) and ``cohort`` (the Delta
+partition column).
 """
 
 from __future__ import annotations
