@@ -97,3 +97,13 @@ def test_links_resolve_inside_the_repository():
 
 def test_the_readme_is_short():
     assert len((REPO / "README.md").read_text().splitlines()) <= 120
+
+
+def test_the_project_layout_names_every_module_and_package():
+    """docs/development.md's map of src/fhirhouse/ leaves nothing out."""
+    page = (REPO / "docs" / "development.md").read_text()
+    package = REPO / "src" / "fhirhouse"
+    names = [p.name for p in package.iterdir() if p.suffix == ".py" and p.stem != "__init__"]
+    names += [f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()]
+    missing = [n for n in sorted(names) if not re.search(rf"(?<![\w/]){re.escape(n)}", page)]
+    assert missing == []
