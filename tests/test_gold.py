@@ -716,7 +716,8 @@ def test_fixture_manifest_matches_reference_stats(fixture_gold):
 def test_changing_one_cohort_changes_only_its_gold_rows(tmp_path, sample_source):
     root = tmp_path / "lake"
     build_lake(root, sample_source)
-    gold_path = jobs.Layout.of(root).gold_table
+    lake = Layout.of(root)
+    gold_path = lake.gold_table
     before = {r["encounter_id"]: r for r in read_table(gold_path).to_pylist()}
     v0 = DeltaTable(str(gold_path)).version()
     b_file = sorted(sample_source.iterdir())[1]  # lands in cohort B
@@ -731,17 +732,17 @@ def test_changing_one_cohort_changes_only_its_gold_rows(tmp_path, sample_source)
         ):
             e["resource"]["valueQuantity"]["value"] += 10
     write_bundles(sample_source, {b_file.name: bundle})
-    jobs.land_job(Layout.of(root), sample_source)
-    jobs.bronze_cohort_job(Layout.of(root), "B")
-    assert jobs.silver_job(Layout.of(root), "B").marker["parsed_files"] == 1
-    marker = jobs.gold_job(Layout.of(root), "B")
+    jobs.land_job(lake, sample_source)
+    jobs.bronze_cohort_job(lake, "B")
+    assert jobs.silver_job(lake, "B").marker["parsed_files"] == 1
+    marker = jobs.gold_job(lake, "B")
     assert marker["deleted"] == 1 and marker["updated"] >= 1 and marker["inserted"] == 0
     assert not marker["full"] and marker["recomputed"] < marker["rows"]  # one patient's rows
     after = {r["encounter_id"]: r for r in read_table(gold_path).to_pylist()}
     assert gone in before and gone not in after
     b_patients = {
         r["patient_id"]
-        for r in read_table(jobs.Layout.of(root).silver_table("patient")).to_pylist()
+        for r in read_table(lake.silver_table("patient")).to_pylist()
         if r["cohort"] == "B"
     }
     cdf = pa.table(DeltaTable(str(gold_path)).load_cdf(starting_version=v0 + 1).read_all())
@@ -749,7 +750,7 @@ def test_changing_one_cohort_changes_only_its_gold_rows(tmp_path, sample_source)
     for key, row in after.items():
         if row["patient_id"] not in b_patients:
             assert row == before[key]  # other cohorts' rows untouched, timestamps included
-    again = jobs.gold_job(Layout.of(root), "B")  # asked for with no Silver change: the whole cohort
+    again = jobs.gold_job(lake, "B")  # asked for with no Silver change: the whole cohort
     assert again["full"] and again["committed"] is False  # idempotent
 
 

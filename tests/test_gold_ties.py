@@ -235,7 +235,8 @@ def test_a_changed_parser_rebuilds_silver_on_the_next_snakemake_run(tmp_path, sa
     config = {"root": root, "source": sample_source}
     cmd, env = _snakemake_command(tmp_path, ("--cores", "2"), config)
     subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
-    before = jobs.silver_versions(Layout.of(root))
+    lake = Layout.of(root)
+    before = jobs.silver_versions(lake)
     upgraded = shutil.copytree(REPO / "src", tmp_path / "src")
     with (upgraded / "fhirhouse/fhir/parser.py").open("a") as fh:
         fh.write("\n# an upgraded parser\n")
@@ -244,6 +245,6 @@ def test_a_changed_parser_rebuilds_silver_on_the_next_snakemake_run(tmp_path, sa
     assert "Params have changed since last execution" in dry.stdout + dry.stderr
     subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
     for cohort in "ABC":
-        marker = json.loads(jobs.Layout.of(root).silver_cohort_marker(cohort).read_text())
+        marker = json.loads(lake.silver_cohort_marker(cohort).read_text())
         assert marker["full"] and marker["parsed_files"] == 2
-    assert jobs.silver_versions(Layout.of(root)) == before  # the same rows: nothing to commit
+    assert jobs.silver_versions(lake) == before  # the same rows: nothing to commit

@@ -54,9 +54,10 @@ def test_hostile_cohort_labels_are_refused_by_the_workflow(tmp_path, sample_sour
 
 def test_a_bronze_folder_with_a_hostile_label_is_ignored(tmp_path, caplog):
     root = tmp_path / "root"
-    write_bundles(Layout.of(root).bronze_fhir / "cohort=A", {"a.json": make_bundle("p-1")})
-    write_bundles(Layout.of(root).bronze_fhir / "cohort=B;rm -rf x", {"b.json": make_bundle("p-2")})
-    assert landing.list_cohorts(Layout.of(root)) == ["A"]
+    lake = Layout.of(root)
+    write_bundles(lake.bronze_fhir / "cohort=A", {"a.json": make_bundle("p-1")})
+    write_bundles(lake.bronze_fhir / "cohort=B;rm -rf x", {"b.json": make_bundle("p-2")})
+    assert landing.list_cohorts(lake) == ["A"]
     assert "ignoring a cohort folder with an invalid label" in caplog.text
 
 
@@ -69,26 +70,28 @@ def test_symbolic_links_out_of_the_source_are_refused(tmp_path, caplog):
     (src / "dicom").mkdir()
     (src / "dicom" / "x1.2.3.dcm").symlink_to(outside / "secret.json")
     root = build_lake(tmp_path / "root", src, cohorts=1)
-    marker = json.loads(jobs.Layout.of(root).landing_marker().read_text())
+    lake = Layout.of(root)
+    marker = json.loads(lake.landing_marker().read_text())
     assert marker["refused_links"] == 2 and marker["file_count"] == 2
-    assert sorted(p.name for p in landing.cohort_files(Layout.of(root), "A")) == [
+    assert sorted(p.name for p in landing.cohort_files(lake, "A")) == [
         "a.json",
         "alias.json",
     ]
     assert not (root / "bronze" / "dicom").exists()
     assert "refused 2 symbolic link(s)" in caplog.text
-    patients = pl.read_delta(str(jobs.Layout.of(root).silver_table("patient")))
+    patients = pl.read_delta(str(lake.silver_table("patient")))
     assert patients["patient_id"].to_list() == ["p-1"]
 
 
 def test_symbolic_links_out_of_an_existing_bronze_tree_are_left_out(tmp_path):
     root = tmp_path / "root"
-    cohort = write_bundles(Layout.of(root).bronze_fhir / "cohort=A", {"a.json": make_bundle("p-1")})
+    lake = Layout.of(root)
+    cohort = write_bundles(lake.bronze_fhir / "cohort=A", {"a.json": make_bundle("p-1")})
     outside = write_bundles(tmp_path / "elsewhere", {"x.json": make_bundle("p-outside")})
     (cohort / "x.json").symlink_to(outside / "x.json")
     build_lake(root, None)
-    assert json.loads(jobs.Layout.of(root).bronze_marker("A").read_text())["refused_links"] == 1
-    patients = pl.read_delta(str(jobs.Layout.of(root).silver_table("patient")))
+    assert json.loads(lake.bronze_marker("A").read_text())["refused_links"] == 1
+    patients = pl.read_delta(str(lake.silver_table("patient")))
     assert patients["patient_id"].to_list() == ["p-1"]
 
 

@@ -73,15 +73,14 @@ def test_relanding_one_bundle_parses_one_bundle_and_changes_only_its_rows(tmp_pa
 def test_a_bundle_touched_but_not_changed_commits_nothing(tmp_path):
     source = _source(tmp_path)
     root = build_lake(tmp_path / "root", source, cohorts=1)
-    versions = jobs.silver_versions(Layout.of(root))
+    lake = Layout.of(root)
+    versions = jobs.silver_versions(lake)
     landed = root / "bronze/fhir/cohort=A/b1.json"
     os.utime(landed, ns=(landed.stat().st_atime_ns, landed.stat().st_mtime_ns + 10**9))
-    silver = jobs.silver_job(Layout.of(root), "A").marker
+    silver = jobs.silver_job(lake, "A").marker
     assert (silver["read_files"], silver["parsed_files"]) == (1, 0)  # read and found the same
-    assert jobs.silver_versions(Layout.of(root)) == versions
-    again = jobs.silver_job(
-        Layout.of(root), "A"
-    ).marker  # the new time is recorded: nothing is read
+    assert jobs.silver_versions(lake) == versions
+    again = jobs.silver_job(lake, "A").marker  # the new time is recorded: nothing is read
     assert again["read_files"] == 0
 
 
@@ -134,10 +133,11 @@ def test_a_changed_parser_reparses_every_bundle(tmp_path, monkeypatch):
     source = _source(tmp_path)
     root = build_lake(tmp_path / "root", source, cohorts=1)
     monkeypatch.setattr("fhirhouse.jobs.silver.code_digest", lambda: "another parser")
-    silver = jobs.silver_job(Layout.of(root), "A").marker
+    lake = Layout.of(root)
+    silver = jobs.silver_job(lake, "A").marker
     assert silver["full"] and silver["parsed_files"] == 4
     assert not any(silver["tables"][t]["committed"] for t in SILVER_TABLES)  # same rows
-    gold = jobs.gold_job(Layout.of(root), "A")
+    gold = jobs.gold_job(lake, "A")
     assert gold["full"] and not gold["committed"]
 
 
@@ -230,13 +230,14 @@ def test_gold_numbers_in_doubt_after_a_crash_are_recomputed(tmp_path):
 def test_one_table_is_rewritten_from_the_parse_cache(tmp_path, table):
     source = _source(tmp_path)
     root = build_lake(tmp_path / "root", source, cohorts=1)
-    layout = jobs.Layout.of(root)
+    lake = Layout.of(root)
+    layout = lake
     want = table_frame(layout.silver_table(table), RUN_COLUMNS)
     path = layout.silver_table(table)
     DeltaTable(str(path)).delete("patient_id = 'p-1'")  # damage one table behind our back
     for bundle in root.glob("bronze/fhir/cohort=A/*.json"):
         bundle.unlink()  # the rewrite reads no bundle
-    marker = jobs.silver_table_job(Layout.of(root), "A", table)
+    marker = jobs.silver_table_job(lake, "A", table)
     assert marker["inserted"] >= 1 and marker["table"] == table
     assert table_frame(path, RUN_COLUMNS).equals(want)
 

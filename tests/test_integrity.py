@@ -312,11 +312,12 @@ def test_the_same_damage_coming_back_reruns_the_job_again(tmp_path):
 
 def test_landing_index_entries_of_an_older_release_learn_their_cohort(tmp_path, sample_source):
     root = tmp_path / "lake"
-    landing.land(Layout.of(root), sample_source)
-    index_path = landing.landed_index_path(Layout.of(root))
+    lake = Layout.of(root)
+    landing.land(lake, sample_source)
+    index_path = landing.landed_index_path(lake)
     old = {k: v[:3] for k, v in json.loads(index_path.read_text()).items()}
     index_path.write_text(json.dumps(old))
-    landing.land(Layout.of(root), sample_source)
+    landing.land(lake, sample_source)
     bundles = {name_key(p.name) for p in sample_source.glob("*.json")}
     upgraded = json.loads(index_path.read_text())
     assert all(len(upgraded[k]) == 4 for k in bundles)
@@ -324,14 +325,15 @@ def test_landing_index_entries_of_an_older_release_learn_their_cohort(tmp_path, 
 
 def test_a_landing_cut_short_before_its_index_is_not_taken_for_tampering(tmp_path, sample_source):
     root = tmp_path / "lake"
-    landing.land(Layout.of(root), sample_source)
+    lake = Layout.of(root)
+    landing.land(lake, sample_source)
     src = sorted(sample_source.glob("*.json"))[0]
-    [copy] = Layout.of(root).bronze_fhir.glob(f"cohort=*/{src.name}")
+    [copy] = lake.bronze_fhir.glob(f"cohort=*/{src.name}")
     src.write_bytes(src.read_bytes() + b" ")
     copy.write_bytes(src.read_bytes())  # copied, then killed before landed.json was written
-    result = landing.land(Layout.of(root), sample_source)
+    result = landing.land(lake, sample_source)
     assert result.restored == {} and copy.read_bytes() == src.read_bytes()
-    assert landing.bronze_drift(Layout.of(root), sample_source) == []
+    assert landing.bronze_drift(lake, sample_source) == []
 
 
 def test_a_stuck_process_is_ended_after_ctrl_c(tmp_path):

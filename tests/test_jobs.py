@@ -36,10 +36,11 @@ def test_bad_files_are_quarantined_and_the_rest_builds(tmp_path):
     (src / "patient.json").write_text(json.dumps({"resourceType": "Patient", "id": "x"}))
     root = tmp_path / "root"
     build_all(root, src, cohorts=1)
-    marker = json.loads(jobs.Layout.of(root).silver_cohort_marker("A").read_text())
+    lake = Layout.of(root)
+    marker = json.loads(lake.silver_cohort_marker("A").read_text())
     assert marker["files"] == 6
     assert marker["quarantined_files"] == 4 and marker["quarantined_resources"] == 1
-    q = json.loads(jobs.Layout.of(root).quarantine("A").read_text())
+    q = json.loads(lake.quarantine("A").read_text())
     reasons = {e["file_ref"]: e["reason"] for e in q["entries"] if e["kind"] == "file"}
     assert reasons[redact("empty.json")] == "empty file"
     assert reasons[redact("trunc.json")].startswith("not valid JSON")
@@ -49,9 +50,9 @@ def test_bad_files_are_quarantined_and_the_rest_builds(tmp_path):
     assert note_issue["file_ref"] == redact("good2.json")
     assert note_issue["reason"].startswith("note_undecodable")
     assert "good2" not in json.dumps(q)  # file names never appear, only refs
-    patients = read_table(jobs.Layout.of(root).silver_table("patient"))
+    patients = read_table(lake.silver_table("patient"))
     assert sorted(patients.column("patient_id").to_pylist()) == ["p1", "p2"]
-    notes = read_table(jobs.Layout.of(root).silver_table("soap_note"))
+    notes = read_table(lake.silver_table("soap_note"))
     assert "bad-note" not in notes.column("note_id").to_pylist()
 
 
@@ -70,12 +71,13 @@ def test_the_parse_index_records_each_bundle_by_a_digest_of_its_name(tmp_path):
     assert write_corpus(src, 4, 3)["dicom_files"] > 0
     (src / "broken.json").write_bytes(b'{"resourceType": "Bundle", "entry": [')
     root = tmp_path / "root"
-    jobs.land_job(Layout.of(root), src, cohorts=1)
-    silver = jobs.silver_job(Layout.of(root), "A")
+    lake = Layout.of(root)
+    jobs.land_job(lake, src, cohorts=1)
+    silver = jobs.silver_job(lake, "A")
     assert silver.marker["quarantined_files"] == 1 and silver.marker["parsed_files"] == 5
-    layout = jobs.Layout.of(root)
+    layout = lake
     index = ParseIndex.read(layout.parse_index("A"))
-    files = cohort_files(Layout.of(root), "A")
+    files = cohort_files(lake, "A")
     assert set(index.files) == {name_key(p.name) for p in files}
     for p in files:
         assert index.files[name_key(p.name)].digest == digest.of_bytes(p.read_bytes())
@@ -109,12 +111,13 @@ def test_removing_a_bundle_deletes_its_rows_from_that_cohort_only(tmp_path):
     root = tmp_path / "root"
     build_all(root, src, cohorts=2)
     (root / "bronze/fhir/cohort=A/f0.json").unlink()
-    jobs.bronze_cohort_job(Layout.of(root), "A")
-    m = jobs.silver_job(Layout.of(root), "A").marker
+    lake = Layout.of(root)
+    jobs.bronze_cohort_job(lake, "A")
+    m = jobs.silver_job(lake, "A").marker
     assert m["parsed_files"] == 0
     enc = m["tables"]["encounter"]
     assert (enc["deleted"], enc["inserted"], enc["updated"]) == (2, 0, 0)
-    enc = read_table(jobs.Layout.of(root).silver_table("encounter"))
+    enc = read_table(lake.silver_table("encounter"))
     assert sorted(set(enc.column("patient_id").to_pylist())) == ["p1", "p2", "p3"]
 
 

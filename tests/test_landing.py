@@ -56,26 +56,29 @@ def test_new_drop_into_named_cohort_and_landed_files_keep_their_cohort(tmp_path)
 
 def test_changed_bytes_replace_the_bronze_copy_in_place(tmp_path):
     src, root = _source(tmp_path, 3), tmp_path / "root"
-    land(Layout.of(root), src)
+    lake = Layout.of(root)
+    land(lake, src)
     write_bundles(src, {"f01.json": make_bundle("p1", n_enc=2)})
-    res = land(Layout.of(root), src)
+    res = land(lake, src)
     assert res.replaced == {"B": 1} and res.new == {}
     assert (root / "bronze/fhir/cohort=B/f01.json").read_bytes() == (src / "f01.json").read_bytes()
-    assert land(Layout.of(root), src).touched_cohorts == []  # idempotent
+    assert land(lake, src).touched_cohorts == []  # idempotent
 
 
 def test_later_batch_without_cohort_is_round_robin_too(tmp_path):
     src, root = _source(tmp_path, 2), tmp_path / "root"
-    land(Layout.of(root), src, cohorts=2)
+    lake = Layout.of(root)
+    land(lake, src, cohorts=2)
     write_bundles(src, {"h1.json": make_bundle("r1"), "h2.json": make_bundle("r2")})
-    assert land(Layout.of(root), src, cohorts=2).new == {"A": 1, "B": 1}
+    assert land(lake, src, cohorts=2).new == {"A": 1, "B": 1}
 
 
 def test_existing_bronze_tree_is_used_as_is(tmp_path):
     root = tmp_path / "root"
     write_bundles(root / "bronze/fhir/cohort=test", {"x.json": make_bundle()})
-    res = land(Layout.of(root), None)
-    assert list_cohorts(Layout.of(root)) == ["test"] and res.manifest["cohorts"] == {"test": 1}
+    lake = Layout.of(root)
+    res = land(lake, None)
+    assert list_cohorts(lake) == ["test"] and res.manifest["cohorts"] == {"test": 1}
 
 
 def test_no_source_and_no_bronze_is_a_clear_error(tmp_path):
@@ -109,34 +112,34 @@ def test_dicom_files_land_and_belong_to_their_bundles_cohort(tmp_path):
         (src / "dicom" / f"{n}{uid}.dcm").write_bytes(b"header-only")
     (src / "dicom" / "unrelated_name.dcm").write_bytes(b"x")
     root = tmp_path / "root"
-    res = land(Layout.of(root), src, cohorts=2)
+    lake = Layout.of(root)
+    res = land(lake, src, cohorts=2)
     assert res.dicom == 3
     assert sorted(p.name for p in (root / "bronze/dicom").iterdir()) == sorted(
         [f"{n}{uid}.dcm" for n in names] + ["unrelated_name.dcm"]
     )
-    a_files = cohort_files(Layout.of(root), "A")
-    assert [p.name for p in cohort_dicom_files(Layout.of(root), a_files)] == [
-        f"{names[0]}{uid}.dcm"
-    ]
-    assert len(cohort_inputs(Layout.of(root), "B")) == 2  # its bundle and its DICOM file
-    assert land(Layout.of(root), src, cohorts=2).dicom == 0  # unchanged: nothing copied again
+    a_files = cohort_files(lake, "A")
+    assert [p.name for p in cohort_dicom_files(lake, a_files)] == [f"{names[0]}{uid}.dcm"]
+    assert len(cohort_inputs(lake, "B")) == 2  # its bundle and its DICOM file
+    assert land(lake, src, cohorts=2).dicom == 0  # unchanged: nothing copied again
 
 
 def test_landing_index_skips_unchanged_files_and_catches_same_size_edits(tmp_path):
     import os
 
     src, root = _source(tmp_path, 3), tmp_path / "root"
-    land(Layout.of(root), src)
+    lake = Layout.of(root)
+    land(lake, src)
     text = (root / "bronze/_metadata/landed.json").read_text()
     index = json.loads(text)
     assert sorted(index) == sorted(name_key(f"f0{i}.json") for i in range(3))
     assert ".json" not in text  # file names are keyed by a digest, never written down
     path = src / "f01.json"
     os.utime(path, ns=(1, 1))  # touched, same bytes: hashed once, not replaced
-    assert land(Layout.of(root), src).replaced == {}
+    assert land(lake, src).replaced == {}
     data = path.read_bytes()
     path.write_bytes(data.replace(b"female", b"femalX"))  # same size, new bytes
-    assert land(Layout.of(root), src).replaced == {"B": 1}
+    assert land(lake, src).replaced == {"B": 1}
     assert (root / "bronze/fhir/cohort=B/f01.json").read_bytes() == path.read_bytes()
 
 

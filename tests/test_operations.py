@@ -93,8 +93,9 @@ def test_maintain_compacts_keeps_rows_and_builds_stay_incremental(churned, capsy
 
 def test_history_names_the_run_behind_each_version(tmp_path, capsys):
     root = build_lake(tmp_path / "root", _source(tmp_path))
-    marker = json.loads(jobs.Layout.of(root).silver_cohort_marker("B").read_text())
-    versions = maintenance.history(jobs.Layout.of(root).silver_table("patient"))
+    lake = Layout.of(root)
+    marker = json.loads(lake.silver_cohort_marker("B").read_text())
+    versions = maintenance.history(lake.silver_table("patient"))
     mine = [v for v in versions if v["cohort"] == "B"]
     assert len(mine) == 1 and mine[0]["run_id"] == marker["run_id"]
     assert mine[0]["rule"] == "silver" and mine[0]["inserted"] == 2
@@ -106,7 +107,8 @@ def test_history_names_the_run_behind_each_version(tmp_path, capsys):
 def test_rollback_restores_the_table_and_drops_the_markers_it_invalidates(tmp_path, capsys):
     source = _source(tmp_path)
     root = build_lake(tmp_path / "root", source)
-    layout = jobs.Layout.of(root)
+    lake = Layout.of(root)
+    layout = lake
     good = table_version(layout.silver_table("patient"))
     good_rows = pl.read_delta(str(layout.silver_table("patient"))).sort("patient_id")
     _change(source, 1, "male")  # a "bad" change to cohort B
@@ -123,7 +125,7 @@ def test_rollback_restores_the_table_and_drops_the_markers_it_invalidates(tmp_pa
     assert not layout.silver_cohort_marker("B").exists()
     assert not layout.parse_index("B").exists()
     assert layout.silver_cohort_marker("A").exists() and layout.parse_index("A").exists()
-    rebuilt = jobs.silver_job(Layout.of(root), "B").marker
+    rebuilt = jobs.silver_job(lake, "B").marker
     assert rebuilt["full"] and rebuilt["tables"]["patient"]["updated"] == 1
     assert rebuilt["tables"]["observation"]["committed"] is False
 
@@ -135,7 +137,7 @@ def test_rollback_of_gold_rewrites_the_manifest_a_consumer_reads(tmp_path):
     manifest = json.loads(layout.corpus_manifest.read_text())
     good = manifest["gold_delta_version"]
     (source / "b0.json").unlink()
-    next(layout.root.glob("bronze/fhir/cohort=*/b0.json")).unlink()
+    next(layout.bronze_fhir.glob("cohort=*/b0.json")).unlink()
     build_lake(root, source)
     assert json.loads(layout.corpus_manifest.read_text())["gold_delta_version"] > good
     assert (

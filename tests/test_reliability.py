@@ -77,11 +77,12 @@ def test_twelve_cohorts_with_four_cores(tmp_path):
         tmp_path, "--cores", "4", config={"root": root, "source": source, "cohorts": 12}
     )
     no_surfaced_conflicts(proc)
-    assert landing.list_cohorts(Layout.of(root)) == [chr(ord("A") + i) for i in range(12)]
+    lake = Layout.of(root)
+    assert landing.list_cohorts(lake) == [chr(ord("A") + i) for i in range(12)]
     _assert_complete(root, patients, 2)
     # each table got one commit per cohort, and no cohort's rows ended in another's partition
     for table in ("patient", "encounter", "observation"):
-        versions = table_version(jobs.Layout.of(root).silver_table(table))
+        versions = table_version(lake.silver_table(table))
         assert versions == 12, (table, versions)  # version 0 is the creation
     per_cohort = _keys(root, "patient").group_by("cohort").len()
     assert per_cohort["len"].sum() == 24 and per_cohort.height == 12
@@ -92,10 +93,10 @@ def test_two_parallel_invocations_on_disjoint_cohorts(tmp_path):
     root = tmp_path / "lake"
     config = {"root": root, "source": source, "cohorts": 4}
     # land first (one checkpoint for the whole root), then two backfills side by side
-    snakemake(tmp_path, "--cores", "1", str(jobs.Layout.of(root).landing_marker()), config=config)
+    lake = Layout.of(root)
+    snakemake(tmp_path, "--cores", "1", str(lake.landing_marker()), config=config)
     runs = [
-        ["--cores", "2", *[str(jobs.Layout.of(root).gold_marker(c)) for c in cohorts]]
-        for cohorts in ("AB", "CD")
+        ["--cores", "2", *[str(lake.gold_marker(c)) for c in cohorts]] for cohorts in ("AB", "CD")
     ]
     for proc in snakemake_side_by_side(tmp_path, runs, config):
         no_surfaced_conflicts(proc)
@@ -129,13 +130,14 @@ def test_relanding_the_same_drop_a_changed_bundle_and_a_removed_bundle(tmp_path)
     second = run_then_noop()
     assert second["patient"] == first["patient"] + 1
     assert second["observation"] == first["observation"]  # unchanged table: no commit
-    pat = pl.read_delta(str(jobs.Layout.of(root).silver_table("patient")))
+    lake = Layout.of(root)
+    pat = pl.read_delta(str(lake.silver_table("patient")))
     assert pat.filter(pl.col("patient_id") == "p-001")["gender"].to_list() == ["male"]
     _assert_complete(root, patients, 2)
 
     # 3. a bundle withdrawn (from the source and from its Bronze cohort): its rows go
     (source / "b002.json").unlink()
-    [bronze_copy] = Layout.of(root).bronze_fhir.glob("cohort=*/b002.json")
+    [bronze_copy] = lake.bronze_fhir.glob("cohort=*/b002.json")
     bronze_copy.unlink()
     run_then_noop()
     _assert_complete(root, patients - {"p-002"}, 2)

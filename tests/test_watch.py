@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from conftest import BIN, make_bundle, snakemake, write_bundles
 
-from fhirhouse import jobs
 from fhirhouse.bronze import landing
 from fhirhouse.layout import Layout
 from fhirhouse.watch import Watcher, affected_cohorts, pending_files
@@ -22,10 +21,11 @@ pytestmark = pytest.mark.workflow
 
 
 def _silver_run_ids(root: Path) -> dict[str, str]:
-    layout = jobs.Layout.of(root)
+    lake = Layout.of(root)
+    layout = lake
     return {
         c: json.loads(layout.silver_cohort_marker(c).read_text())["run_id"]
-        for c in landing.list_cohorts(Layout.of(root))
+        for c in landing.list_cohorts(lake)
         if layout.silver_cohort_marker(c).exists()
     }
 
@@ -52,10 +52,11 @@ def built(tmp_path: Path) -> tuple[Path, Path]:
 def test_a_new_cohort_folder_is_built_alone_and_nothing_is_replayed(built):
     workdir, root = built
     before = _silver_run_ids(root)
-    assert affected_cohorts(Layout.of(root)) == {}  # a restart of the watcher would be silent
+    lake = Layout.of(root)
+    assert affected_cohorts(lake) == {}  # a restart of the watcher would be silent
     proc = _watch(workdir, "--root", str(root), "--interval", "0.5", "--max-polls", "30")
     time.sleep(3)  # a few empty polls first
-    write_bundles(Layout.of(root).bronze_fhir / "cohort=D", {"d.json": make_bundle("p-d")})
+    write_bundles(lake.bronze_fhir / "cohort=D", {"d.json": make_bundle("p-d")})
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-3000:]
     after = _silver_run_ids(root)
@@ -71,11 +72,12 @@ def test_a_changed_bundle_in_the_landing_folder_rebuilds_its_cohort(built):
     workdir, root = built
     source = workdir / "src"
     before = _silver_run_ids(root)
-    assert pending_files(Layout.of(root), source) == 0
+    lake = Layout.of(root)
+    assert pending_files(lake, source) == 0
     changed = make_bundle("p-1")
     changed["entry"][0]["resource"]["gender"] = "male"
     (source / "b1.json").write_text(json.dumps(changed))  # landed in cohort B
-    watcher = Watcher(layout=Layout.of(root), source=source, workdir=workdir)
+    watcher = Watcher(layout=lake, source=source, workdir=workdir)
     run = watcher.poll()
     assert run is not None and run["outcome"] == "success"
     assert run["cohorts_built"] == ["B"]

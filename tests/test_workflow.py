@@ -272,13 +272,14 @@ def test_failing_check_under_fail_blocks_only_that_cohorts_gold(tmp_path, sample
     assert not (root / "_markers/gold/cohort=B.json").exists()
     assert (root / "_markers/gold/cohort=A.json").exists()
     assert (root / "_markers/gold/cohort=C.json").exists()
-    history = read_run_history(Layout.of(root).run_history)
+    lake = Layout.of(root)
+    history = read_run_history(lake.run_history)
     failed = history.filter(pl.col("status") == "failed")
     rows = {(r["rule"], r["cohort"]) for r in failed.iter_rows(named=True)}
     assert ("silver", "B") in rows and ("(invocation)", None) in rows
     msg = failed.filter(pl.col("rule") == "silver")["message"][0]
     assert "non_null:gender" in msg
-    states = {s.cohort: s for s in cohort_statuses(Layout.of(root))}
+    states = {s.cohort: s for s in cohort_statuses(lake)}
     assert states["B"].silver == "failed" and states["B"].gold == "not built"
     assert states["B"].checks == "failed"
     assert states["A"].gold.startswith("built") and states["A"].checks == "passed"
