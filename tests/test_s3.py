@@ -28,10 +28,10 @@ from deltalake import DeltaTable, write_deltalake
 
 from fhirhouse import SILVER_TABLES, cli, jobs
 from fhirhouse.bronze import landing
-from fhirhouse.bronze.synth import write_corpus
 from fhirhouse.silver.registry import spec
 from fhirhouse.store import delta, maintenance, objects
 from fhirhouse.store.objects import STATE_DIR_ENV, StorePath
+from fhirhouse.synth import write_corpus
 
 pytestmark = pytest.mark.workflow
 

@@ -23,11 +23,11 @@ from fhirhouse.bronze.landing import (
     restored_note,
     sync_state_file,
 )
-from fhirhouse.bronze.synth import SYNTH_FIELDS
 from fhirhouse.config import ConfigError, load_config
 from fhirhouse.preflight import landing_labels, source_problem
 from fhirhouse.store.delta import check_cohort_label
 from fhirhouse.store.objects import export_state_dir, is_uri, state_dir
+from fhirhouse.synth import SYNTH_FIELDS
 from fhirhouse.words import plural
 
 log = logging.getLogger("fhirhouse.cli")
@@ -476,7 +476,7 @@ def cmd_gold(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from fhirhouse.bronze.synth import SynthProfile, write_corpus
+    from fhirhouse.synth import SynthProfile, write_corpus
 
     if args.patients < 1:
         print("error: --patients must be at least 1", file=sys.stderr)
