@@ -44,6 +44,7 @@ from fhirhouse.synth.builders import (
     period,
     procedure,
     quantity,
+    study_identifier,
 )
 
 OUT = Path(__file__).parent / "sample_bundles"
@@ -311,7 +312,7 @@ def bundle_for(i: int) -> tuple[str, dict[str, object]]:
                 uid("imaging", i),
                 pid,
                 last,
-                study_uid=f"1.2.840.99999999.{4000 + i}.{1600000000 + i}",
+                identifier=study_identifier(f"1.2.840.99999999.{4000 + i}.{1600000000 + i}"),
                 status="available",
                 started="2020-05-12T10:40:00-04:00",
                 n_series=1,

@@ -532,7 +532,12 @@ def genomic_report(
     return {**head, "conclusion": conclusion, **tail}
 
 
-def series(
+def study_identifier(study_uid: str) -> dict[str, str]:
+    """An ImagingStudy's official identifier: its DICOM Study Instance UID as a urn:oid."""
+    return {"use": "official", "system": RFC3986, "value": f"urn:oid:{study_uid}"}
+
+
+def imaging_series(
     modality: dict[str, str],
     body_site: dict[str, str],
     *,
@@ -557,7 +562,7 @@ def imaging_study(
     subject: str | None = None,
     encounter: str | None = None,
     *,
-    study_uid: str | None = None,
+    identifier: dict[str, str] | None = None,
     status: str | None = None,
     started: str | None = None,
     n_series: int | None = None,
@@ -566,12 +571,11 @@ def imaging_study(
     series: list[dict[str, Any]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """An ImagingStudy; ``study_uid`` becomes its official ``urn:oid:`` identifier."""
-    official = {"use": "official", "system": RFC3986, "value": f"urn:oid:{study_uid}"}
+    """An ImagingStudy; ``identifier`` is its one identifier (``study_identifier``)."""
     return resource(
         "ImagingStudy",
         rid,
-        identifier=[official] if study_uid else None,
+        identifier=[identifier] if identifier else None,
         status=status,
         subject=_ref(subject),
         encounter=_ref(encounter),

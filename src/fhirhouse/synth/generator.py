@@ -53,6 +53,7 @@ from fhirhouse.synth.builders import (
     explanation_of_benefit,
     genomic_report,
     hl7,
+    imaging_series,
     imaging_study,
     immunization,
     loinc_observation,
@@ -66,7 +67,7 @@ from fhirhouse.synth.builders import (
     provenance,
     quantity,
     ref,
-    series,
+    study_identifier,
 )
 
 
@@ -606,14 +607,14 @@ class _Patient:
                 self.uid(),
                 self.pid,
                 eid,
-                study_uid=study_uid,
+                identifier=study_identifier(study_uid),
                 status="available",
                 started=_iso(start),
                 n_series=1,
                 n_instances=1,
                 procedure=cc(SNOMED, "363680008", f"{display} imaging"),
                 series=[
-                    series(
+                    imaging_series(
                         coding(modality, system=DICOM_DCM),
                         coding(code, display, SNOMED),
                         uid=f"{study_uid}.1",
