@@ -48,7 +48,7 @@ def main() -> None:
 def measure(args: argparse.Namespace, endpoint: str) -> None:
     import boto3
 
-    from fhirhouse.bronze.synth import write_corpus
+    from fhirhouse.synth import write_corpus
 
     aws = {
         "AWS_ACCESS_KEY_ID": "bench",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -21,6 +20,19 @@ from typing import Any
 import pytest
 
 from fhirhouse.layout import Layout
+from fhirhouse.synth import builders
+from fhirhouse.synth.builders import (
+    address,
+    attachment,
+    b64,
+    coding,
+    concept,
+    document_reference,
+    encounter,
+    observation,
+    patient,
+    quantity,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -30,77 +42,51 @@ SAMPLE = REPO / "resources" / "sample_bundles"
 BIN = Path(sys.executable).parent
 
 
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")
-
-
 def entry(resource: dict[str, Any]) -> dict[str, Any]:
-    return {"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource}
+    """A bundle entry as the tests write them: by fullUrl, without a transaction request."""
+    return builders.entry(resource, request=False)
+
+
+def bundle_of(resources: list[dict[str, Any]], kind: str | None = None) -> dict[str, Any]:
+    """A Bundle of ``resources``, its entries as the tests write them (see ``entry``)."""
+    return builders.bundle(resources, kind, request=False)
 
 
 def make_bundle(pid: str = "p-001", n_enc: int = 1, extra: list[dict] | None = None) -> dict:
     """A small valid bundle: one patient, ``n_enc`` encounters with a note and a vital each."""
-    entries = [
-        entry(
-            {
-                "resourceType": "Patient",
-                "id": pid,
-                "gender": "female",
-                "birthDate": "1980-07-15",
-                "address": [{"city": "Boston", "state": "MA", "postalCode": "02118"}],
-            }
-        )
-    ]
+    home = address("Boston", "02118", country=None)
+    resources = [patient(pid, gender="female", birth_date="1980-07-15", home=home)]
     for k in range(n_enc):
         eid = f"{pid}-enc-{k}"
-        entries.append(
-            entry(
-                {
-                    "resourceType": "Encounter",
-                    "id": eid,
-                    "status": "finished",
-                    "class": {"code": "AMB"},
-                    "subject": {"reference": f"urn:uuid:{pid}"},
-                    "period": {"start": f"2021-03-1{k}T09:00:00-04:00"},
-                }
-            )
-        )
-        entries.append(
-            entry(
-                {
-                    "resourceType": "Observation",
-                    "id": f"{eid}-hr",
-                    "category": [{"coding": [{"code": "vital-signs"}]}],
-                    "code": {"coding": [{"code": "8867-4", "display": "Heart rate"}]},
-                    "subject": {"reference": f"urn:uuid:{pid}"},
-                    "encounter": {"reference": f"urn:uuid:{eid}"},
-                    "valueQuantity": {"value": 70 + k, "unit": "/min"},
-                    "effectiveDateTime": f"2021-03-1{k}T09:10:00-04:00",
-                }
-            )
-        )
-        entries.append(
-            entry(
-                {
-                    "resourceType": "DocumentReference",
-                    "id": f"{eid}-note",
-                    "subject": {"reference": f"urn:uuid:{pid}"},
-                    "context": {"encounter": [{"reference": f"urn:uuid:{eid}"}]},
-                    "date": f"2021-03-1{k}T09:30:00-04:00",
-                    "content": [
-                        {"attachment": {"data": b64("# Chief Complaint\nnone\n# Plan\nrest\n")}}
-                    ],
-                }
-            )
-        )
-    entries += [entry(r) for r in extra or []]
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        day = f"2021-03-1{k}"
+        resources += [
+            encounter(
+                eid, pid, status="finished", klass=coding("AMB"), start=f"{day}T09:00:00-04:00"
+            ),
+            observation(
+                f"{eid}-hr",
+                pid,
+                eid,
+                category=concept("vital-signs"),
+                code=concept("8867-4", "Heart rate"),
+                value=quantity(70 + k, "/min"),
+                when=f"{day}T09:10:00-04:00",
+            ),
+            document_reference(
+                f"{eid}-note",
+                pid,
+                eid,
+                date=f"{day}T09:30:00-04:00",
+                content=attachment(b64("# Chief Complaint\nnone\n# Plan\nrest\n")),
+            ),
+        ]
+    return bundle_of(resources + (extra or []), "transaction")
 
 
 def make_claims_bundle(pid: str, megabytes: int, n_enc: int = 10) -> dict:
     """``make_bundle`` plus ExplanationOfBenefit resources up to about ``megabytes`` MB: most
     bytes of a long Synthea history are claims, which no Silver table reads."""
-    bundle = make_bundle(pid, n_enc=n_enc)
+    big = make_bundle(pid, n_enc=n_enc)
     claim = {
         "resourceType": "ExplanationOfBenefit",
         "item": [
@@ -109,11 +95,8 @@ def make_claims_bundle(pid: str, megabytes: int, n_enc: int = 10) -> dict:
         ],
     }
     one = len(json.dumps(claim))
-    bundle["entry"] += [
-        {"fullUrl": f"urn:uuid:eob-{k}", "resource": {**claim, "id": f"eob-{k}"}}
-        for k in range(megabytes * 1_000_000 // one)
-    ]
-    return bundle
+    big["entry"] += [entry({**claim, "id": f"eob-{k}"}) for k in range(megabytes * 10**6 // one)]
+    return big
 
 
 def table_frame(path: Any, drop: set[str]) -> Any:
@@ -128,6 +111,13 @@ def table_frame(path: Any, drop: set[str]) -> Any:
     nested = [c for c, t in df.schema.items() if isinstance(t, pl.List | pl.Struct)]
     df = df.with_columns([pl.struct(c).struct.json_encode().alias(c) for c in nested])
     return df.sort(df.columns)
+
+
+def empty_silver() -> dict[str, Any]:
+    """The ten Silver tables, empty, with their schemas."""
+    from fhirhouse.silver.registry import REGISTRY
+
+    return {name: s.schema.empty_table() for name, s in REGISTRY.items()}
 
 
 def write_bundles(folder: Path, bundles: dict[str, dict]) -> Path:

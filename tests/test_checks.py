@@ -6,6 +6,7 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from conftest import empty_silver
 
 from fhirhouse.checks.rules import SILVER_RULES
 from fhirhouse.checks.validate import (
@@ -16,7 +17,7 @@ from fhirhouse.checks.validate import (
     validate_table,
 )
 from fhirhouse.config import ConfigError, load_config
-from fhirhouse.gold.encounter_summary import build_encounter_summary, empty_silver
+from fhirhouse.gold.encounter_summary import build_encounter_summary
 from fhirhouse.store.history import INGEST_LOG_SCHEMA
 
 TODAY = dt.date(2026, 1, 1)

@@ -12,7 +12,17 @@ import jsonschema
 import polars as pl
 import pyarrow as pa
 import pytest
-from conftest import FIXTURES, ORACLE, REPO, b64, build_lake, require_shared, write_bundles
+from conftest import (
+    FIXTURES,
+    ORACLE,
+    REPO,
+    b64,
+    build_lake,
+    bundle_of,
+    empty_silver,
+    require_shared,
+    write_bundles,
+)
 from deltalake import DeltaTable
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,7 +38,6 @@ from fhirhouse.gold.encounter_summary import (
     REQUIRED_FIELDS,
     SUMMARY_NAMESPACE,
     build_encounter_summary,
-    empty_silver,
     summary_id,
     summary_ids,
 )
@@ -36,6 +45,26 @@ from fhirhouse.gold.manifest import build_corpus_manifest
 from fhirhouse.layout import Layout
 from fhirhouse.silver.build import build_table
 from fhirhouse.store.delta import read_table
+from fhirhouse.synth.builders import (
+    attachment,
+    binary,
+    coding,
+    component,
+    concept,
+    condition,
+    document_reference,
+    ecg_report,
+    encounter,
+    genomic_report,
+    imaging_series,
+    imaging_study,
+    medication_request,
+    observation,
+    patient,
+    period,
+    procedure,
+    quantity,
+)
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -48,156 +77,122 @@ def silver_from(*bundles: dict) -> dict[str, pa.Table]:
     return {t: build_table(t, records[t], ingest_timestamp=NOW, cohort="A") for t in records}
 
 
-def _r(rtype: str, rid: str, **fields) -> dict:
-    return {"fullUrl": f"urn:uuid:{rid}", "resource": {"resourceType": rtype, "id": rid, **fields}}
-
-
-def cc(code: str, display: str, text: str | None = None) -> dict:
-    out: dict = {"coding": [{"code": code, "display": display}]}
-    if text:
-        out["text"] = text
-    return out
-
-
-P = {"reference": "urn:uuid:pat-1"}
-E1, E2 = {"reference": "urn:uuid:enc-1"}, {"reference": "urn:uuid:enc-2"}
-
-
 def context_bundle() -> dict:
-    """Our own equivalent of the reference's hand-built fixture (spec section 9.1)."""
+    """One patient and two encounters: enc-1 with every kind of record Gold reads (a
+    condition, vitals, a lab, a medication, a procedure, an inline note, an ECG report with
+    its observations, a genomic report, an imaging study), enc-2 with only a note stored in a
+    Binary."""
     note1 = "SUBJECTIVE: chest discomfort\nOBJECTIVE: BP 154/85\nASSESSMENT: angina\nPLAN: aspirin"
     note2 = "2021-06-01\n\n# Chief Complaint\ncough\n# Assessment and Plan\nviral URI\n"
-    entries = [
-        _r("Patient", "pat-1", gender="female", birthDate="1980-07-15"),
-        _r(
-            "Encounter",
-            "enc-1",
+    p, e1 = "pat-1", "enc-1"
+    resources = [
+        patient(p, gender="female", birth_date="1980-07-15"),
+        encounter(
+            e1,
+            p,
             status="finished",
-            type=[cc("185349003", "Encounter for check up (procedure)")],
-            subject=P,
-            period={"start": "2021-03-15T09:00:00-04:00", "end": "2021-03-15T09:30:00-04:00"},
+            kind=concept("185349003", "Encounter for check up (procedure)"),
+            start="2021-03-15T09:00:00-04:00",
+            end="2021-03-15T09:30:00-04:00",
         ),
-        _r("Encounter", "enc-2", subject=P, period={"start": "2021-06-01T10:00:00-04:00"}),
-        _r(
-            "Condition",
+        encounter("enc-2", p, start="2021-06-01T10:00:00-04:00"),
+        condition(
             "cond-1",
-            subject=P,
-            encounter=E1,
-            code=cc("59621000", "Essential hypertension (disorder)"),
-            onsetDateTime="2019-01-01",
+            p,
+            e1,
+            code=concept("59621000", "Essential hypertension (disorder)"),
+            onset="2019-01-01",
         ),
-        _r(
-            "Observation",
+        observation(
             "obs-hr",
-            subject=P,
-            encounter=E1,
-            category=[{"coding": [{"code": "vital-signs"}]}],
-            code=cc("8867-4", "Heart rate"),
-            valueQuantity={"value": 72, "unit": "/min"},
-            effectiveDateTime="2021-03-15T09:10:00-04:00",
+            p,
+            e1,
+            category=concept("vital-signs"),
+            code=concept("8867-4", "Heart rate"),
+            value=quantity(72, "/min"),
+            when="2021-03-15T09:10:00-04:00",
         ),
-        _r(
-            "Observation",
+        observation(
             "obs-bp",
-            subject=P,
-            encounter=E1,
-            code=cc("85354-9", "Blood pressure panel"),
-            effectiveDateTime="2021-03-15T09:10:00-04:00",
-            component=[
-                {"code": cc("8480-6", "Systolic"), "valueQuantity": {"value": 154}},
-                {"code": cc("8462-4", "Diastolic"), "valueQuantity": {"value": 85}},
+            p,
+            e1,
+            code=concept("85354-9", "Blood pressure panel"),
+            when="2021-03-15T09:10:00-04:00",
+            components=[
+                component(concept("8480-6", "Systolic"), quantity(154)),
+                component(concept("8462-4", "Diastolic"), quantity(85)),
             ],
         ),
-        _r(
-            "Observation",
+        observation(
             "obs-glucose",
-            subject=P,
-            encounter=E1,
-            category=[{"coding": [{"code": "laboratory"}]}],
-            code=cc("2339-0", "Glucose"),
-            valueQuantity={"value": 95, "unit": "mg/dL"},
-            effectiveDateTime="2021-03-15T09:15:00-04:00",
+            p,
+            e1,
+            category=concept("laboratory"),
+            code=concept("2339-0", "Glucose"),
+            value=quantity(95, "mg/dL"),
+            when="2021-03-15T09:15:00-04:00",
         ),
-        _r(
-            "MedicationRequest",
+        medication_request(
             "med-1",
+            p,
+            e1,
             status="active",
-            subject=P,
-            encounter=E1,
-            medicationCodeableConcept=cc("243670", "Aspirin 81 MG Oral Tablet"),
-            authoredOn="2021-03-15T09:20:00-04:00",
+            code=concept("243670", "Aspirin 81 MG Oral Tablet"),
+            authored="2021-03-15T09:20:00-04:00",
         ),
-        _r(
-            "Procedure",
+        procedure(
             "proc-1",
-            subject=P,
-            encounter=E1,
-            code=cc("5880005", "Blood pressure taking (procedure)"),
-            performedPeriod={"start": "2021-03-15T09:05:00-04:00"},
+            p,
+            e1,
+            code=concept("5880005", "Blood pressure taking (procedure)"),
+            performed=period("2021-03-15T09:05:00-04:00"),
         ),
-        _r(
-            "DocumentReference",
-            "docref-001",
-            subject=P,
-            date="2021-03-15T09:30:00-04:00",
-            context={"encounter": [E1]},
-            content=[{"attachment": {"data": b64(note1)}}],
+        document_reference(
+            "docref-001", p, e1, date="2021-03-15T09:30:00-04:00", content=attachment(b64(note1))
         ),
-        _r(
-            "DocumentReference",
+        document_reference(
             "docref-002",
-            subject=P,
+            p,
+            "enc-2",
             date="2021-06-01T10:30:00-04:00",
-            context={"encounter": [E2]},
-            content=[{"attachment": {"url": "urn:uuid:binary-002"}}],
+            content=attachment(url="urn:uuid:binary-002"),
         ),
-        _r("Binary", "binary-002", data=b64(note2)),
-        _r(
-            "DiagnosticReport",
+        binary("binary-002", b64(note2)),
+        ecg_report(
             "ecg-001",
-            subject=P,
-            encounter=E1,
-            code=cc("11524-6", "EKG study", "Electrocardiogram"),
-            effectiveDateTime="2021-03-15T09:35:00-04:00",
+            p,
+            e1,
+            code=concept("11524-6", "EKG study", text="Electrocardiogram"),
+            when="2021-03-15T09:35:00-04:00",
             conclusion="Normal sinus rhythm, no acute ischemic changes.",
-            result=[{"reference": "urn:uuid:obs-ecg-hr"}, {"reference": "urn:uuid:obs-ecg-r"}],
+            results=["obs-ecg-hr", "obs-ecg-r"],
         ),
         # The ECG's heart rate has no date: a dated vital must win over it.
-        _r(
-            "Observation",
-            "obs-ecg-hr",
-            subject=P,
-            encounter=E1,
-            code=cc("8867-4", "Heart rate"),
-            valueQuantity={"value": 78},
-        ),
-        _r(
-            "Observation",
+        observation("obs-ecg-hr", p, e1, code=concept("8867-4", "Heart rate"), value=quantity(78)),
+        observation(
             "obs-ecg-r",
-            subject=P,
-            encounter=E1,
-            code=cc("8893-1", "Rhythm"),
-            valueCodeableConcept=cc("NSR", "Normal sinus rhythm"),
+            p,
+            e1,
+            code=concept("8893-1", "Rhythm"),
+            value_concept=concept("NSR", "Normal sinus rhythm"),
         ),
-        _r(
-            "DiagnosticReport",
+        genomic_report(
             "genomic-001",
-            subject=P,
-            encounter=E1,
-            code=cc("55232-3", "Genetic analysis master panel"),
+            p,
+            e1,
+            code=concept("55232-3", "Genetic analysis master panel"),
             conclusion="No pathogenic variants detected.",
         ),
-        _r(
-            "ImagingStudy",
+        imaging_study(
             "imaging-001",
-            subject=P,
-            encounter=E1,
+            p,
+            e1,
             started="2021-03-15T09:40:00-04:00",
-            numberOfSeries=1,
-            series=[{"modality": {"code": "MR"}, "bodySite": {"display": "Brain structure"}}],
+            n_series=1,
+            series=[imaging_series(coding("MR"), coding(display="Brain structure"))],
         ),
     ]
-    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    return bundle_of(resources, "collection")
 
 
 @pytest.fixture(scope="module")
@@ -247,37 +242,29 @@ def test_sparse_row_carries_forward_and_is_null_safe(context_gold):
 
 
 def test_as_of_date_gate():
-    def cond(cid, name, onset, abated=None):
-        extra = {"abatementDateTime": abated} if abated else {}
-        return _r("Condition", cid, subject=P, code=cc(cid, name), onsetDateTime=onset, **extra)
+    def cond(cid, name, onset=None, abated=None):
+        return condition(cid, "pat-1", code=concept(cid, name), onset=onset, abatement=abated)
 
     def med(mid, name, status, authored):
-        return _r(
-            "MedicationRequest",
-            mid,
-            subject=P,
-            status=status,
-            medicationCodeableConcept=cc(mid, name),
-            authoredOn=authored,
+        return medication_request(
+            mid, "pat-1", status=status, code=concept(mid, name), authored=authored
         )
 
-    bundle = {
-        "resourceType": "Bundle",
-        "entry": [
-            _r("Patient", "pat-1", gender="male", birthDate="1970-01-01"),
-            _r("Encounter", "e1", subject=P, period={"start": "2021-01-01T12:00:00Z"}),
-            _r("Encounter", "e2", subject=P, period={"start": "2021-12-31T12:00:00Z"}),
-            _r("Encounter", "e3", subject=P),  # no date
-            cond("c1", "Chronic dz", "2019-05-01"),
-            cond("c2", "Acute dz", "2020-06-01", "2021-06-01"),
-            cond("c3", "Later dz", "2021-09-01"),
-            _r("Condition", "c4", subject=P, code=cc("c4", "Undated dz")),
-            med("m1", "Drug A", "active", "2021-03-01"),
-            med("m2", "Drug B", "stopped", "2020-01-01"),
-        ],
-    }
+    resources = [
+        patient("pat-1", gender="male", birth_date="1970-01-01"),
+        encounter("e1", "pat-1", start="2021-01-01T12:00:00Z"),
+        encounter("e2", "pat-1", start="2021-12-31T12:00:00Z"),
+        encounter("e3", "pat-1"),  # no date
+        cond("c1", "Chronic dz", "2019-05-01"),
+        cond("c2", "Acute dz", "2020-06-01", "2021-06-01"),
+        cond("c3", "Later dz", "2021-09-01"),
+        cond("c4", "Undated dz"),
+        med("m1", "Drug A", "active", "2021-03-01"),
+        med("m2", "Drug B", "stopped", "2020-01-01"),
+    ]
     rows = {
-        r["encounter_id"]: r for r in build_encounter_summary(silver_from(bundle), NOW).to_pylist()
+        r["encounter_id"]: r
+        for r in build_encounter_summary(silver_from(bundle_of(resources)), NOW).to_pylist()
     }
     assert rows["e1"]["active_conditions"] == ["Acute dz", "Chronic dz", "Undated dz"]
     assert rows["e1"]["active_medications"] == []
@@ -289,16 +276,14 @@ def test_as_of_date_gate():
 
 
 def test_age_is_anniversary_based():
-    bundle = {
-        "resourceType": "Bundle",
-        "entry": [
-            _r("Patient", "pat-1", birthDate="2000-03-15"),
-            _r("Encounter", "a", subject=P, period={"start": "2021-03-14T12:00:00Z"}),
-            _r("Encounter", "b", subject=P, period={"start": "2021-03-15T12:00:00Z"}),
-        ],
-    }
+    resources = [
+        patient("pat-1", birth_date="2000-03-15"),
+        encounter("a", "pat-1", start="2021-03-14T12:00:00Z"),
+        encounter("b", "pat-1", start="2021-03-15T12:00:00Z"),
+    ]
     rows = {
-        r["encounter_id"]: r for r in build_encounter_summary(silver_from(bundle), NOW).to_pylist()
+        r["encounter_id"]: r
+        for r in build_encounter_summary(silver_from(bundle_of(resources)), NOW).to_pylist()
     }
     assert (rows["a"]["patient_age"], rows["b"]["patient_age"]) == (20, 21)
 

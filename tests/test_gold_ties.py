@@ -13,6 +13,7 @@ from conftest import (
     FIXTURES,
     b64,
     build_lake,
+    bundle_of,
     make_bundle,
     require_shared,
     table_frame,
@@ -27,99 +28,80 @@ from fhirhouse.gold.encounter_summary import SILVER_COLUMNS, build_encounter_sum
 from fhirhouse.layout import Layout
 from fhirhouse.silver.build import build_table
 from fhirhouse.store.delta import read_table
+from fhirhouse.synth.builders import (
+    attachment,
+    coding,
+    component,
+    concept,
+    document_reference,
+    ecg_report,
+    encounter,
+    genomic_report,
+    imaging_series,
+    imaging_study,
+    observation,
+    patient,
+    quantity,
+)
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 WHEN = "2021-03-10T10:00:00+00:00"
-P, E = {"reference": "urn:uuid:p"}, {"reference": "urn:uuid:e"}
-
-
-def _r(rtype: str, rid: str, **fields) -> dict:
-    return {"fullUrl": f"urn:uuid:{rid}", "resource": {"resourceType": rtype, "id": rid, **fields}}
-
-
-def _cc(code: str, display: str) -> dict:
-    return {"coding": [{"code": code, "display": display}]}
 
 
 def tied_bundle() -> dict:
     """Two of each "last" kind on one encounter, at the same instant. The one recorded later
     has the smaller value, so a tie broken by the values themselves picks the wrong one."""
-    entries = [
-        _r("Patient", "p", gender="female", birthDate="1980-01-01"),
-        _r("Encounter", "e", subject=P, period={"start": WHEN}),
+    resources = [
+        patient("p", gender="female", birth_date="1980-01-01"),
+        encounter("e", "p", start=WHEN),
     ]
     studies = [("img-1", "US", "Thoracic"), ("img-2", "DX", "Thoracic structure")]
     for n, (study, modality, body) in enumerate(studies):
-        entries.append(
-            _r(
-                "ImagingStudy",
-                study,
-                subject=P,
-                encounter=E,
-                started=WHEN,
-                series=[
-                    {"modality": {"code": modality}, "bodySite": {"code": str(n), "display": body}}
-                ],
-            )
-        )
+        scan = imaging_series(coding(modality), coding(str(n), body))
+        resources.append(imaging_study(study, "p", "e", started=WHEN, series=[scan]))
     for note, text in (("note-1", "Z earlier note"), ("note-2", "A later note")):
-        entries.append(
-            _r(
-                "DocumentReference",
-                note,
-                subject=P,
-                date=WHEN,
-                context={"encounter": [E]},
-                content=[{"attachment": {"data": b64(text)}}],
-            )
+        resources.append(
+            document_reference(note, "p", "e", date=WHEN, content=attachment(b64(text)))
         )
-    ecg, panel = _cc("11524-6", "EKG study"), _cc("55232-3", "Genetic analysis summary panel")
-    for report, code, conclusion in (
-        ("ecg-1", ecg, "z earlier rhythm"),
-        ("ecg-2", ecg, "a later rhythm"),
-        ("gen-1", panel, "z earlier panel"),
-        ("gen-2", panel, "a later panel"),
+    ecg, panel = (
+        concept("11524-6", "EKG study"),
+        concept("55232-3", "Genetic analysis summary panel"),
+    )
+    for report, build, code, conclusion in (
+        ("ecg-1", ecg_report, ecg, "z earlier rhythm"),
+        ("ecg-2", ecg_report, ecg, "a later rhythm"),
+        ("gen-1", genomic_report, panel, "z earlier panel"),
+        ("gen-2", genomic_report, panel, "a later panel"),
     ):
-        entries.append(
-            _r(
-                "DiagnosticReport",
-                report,
-                subject=P,
-                encounter=E,
-                effectiveDateTime=WHEN,
-                code=code,
-                conclusion=conclusion,
-            )
-        )
+        resources.append(build(report, "p", "e", when=WHEN, code=code, conclusion=conclusion))
     for obs, value in (("hr-1", 90), ("hr-2", 60)):
-        entries.append(
-            _r(
-                "Observation",
+        resources.append(
+            observation(
                 obs,
-                subject=P,
-                encounter=E,
-                effectiveDateTime=WHEN,
-                category=[{"coding": [{"code": "vital-signs"}]}],
-                code=_cc("8867-4", "Heart rate"),
-                valueQuantity={"value": value},
+                "p",
+                "e",
+                when=WHEN,
+                category=concept("vital-signs"),
+                code=concept("8867-4", "Heart rate"),
+                value=quantity(value),
             )
         )
     for obs, (sys_, dia) in (("bp-1", (150, 95)), ("bp-2", (120, 80))):
-        entries.append(
-            _r(
-                "Observation",
+        bp = [
+            component(concept("8480-6", "Systolic"), quantity(sys_)),
+            component(concept("8462-4", "Diastolic"), quantity(dia)),
+        ]
+        resources.append(
+            observation(
                 obs,
-                subject=P,
-                encounter=E,
-                effectiveDateTime=WHEN,
-                code=_cc("85354-9", "Blood pressure panel"),
-                component=[
-                    {"code": _cc("8480-6", "Systolic"), "valueQuantity": {"value": sys_}},
-                    {"code": _cc("8462-4", "Diastolic"), "valueQuantity": {"value": dia}},
-                ],
+                "p",
+                "e",
+                when=WHEN,
+                code=concept("85354-9", "Blood pressure panel"),
+                components=bp,
             )
         )
-    return {"resourceType": "Bundle", "entry": entries}
+    return bundle_of(resources)
 
 
 def silver(bundle: dict) -> dict[str, pa.Table]:

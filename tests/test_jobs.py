@@ -63,9 +63,9 @@ def test_the_parse_index_records_each_bundle_by_a_digest_of_its_name(tmp_path):
     import hashlib
 
     from fhirhouse import digest
-    from fhirhouse.bronze.synth import write_corpus
     from fhirhouse.jobs.parse import ParseIndex
     from fhirhouse.redact import name_key
+    from fhirhouse.synth import write_corpus
 
     src = tmp_path / "src"
     assert write_corpus(src, 4, 3)["dicom_files"] > 0

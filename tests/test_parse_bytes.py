@@ -21,6 +21,27 @@ from fhirhouse.fhir import (
 from fhirhouse.fhir import fast as fast_path
 from fhirhouse.fhir.load import load_bundle, nesting_exceeds
 from fhirhouse.fhir.parser import parse_bundle
+from fhirhouse.synth.builders import (
+    attachment,
+    binary,
+    claim,
+    claim_item,
+    coding,
+    component,
+    concept,
+    condition,
+    document_reference,
+    ecg_report,
+    genomic_report,
+    imaging_series,
+    imaging_study,
+    medication_request,
+    observation,
+    period,
+    procedure,
+    quantity,
+    ref,
+)
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -49,78 +70,65 @@ def outcome(data: bytes) -> Any:
 def _full_bundle() -> dict:
     """One of every record kind, skipped resources in between, a note by Binary url."""
     bundle = make_bundle("p-001", n_enc=2)
-    enc = "urn:uuid:p-001-enc-0"
-    subject = {"reference": "urn:uuid:p-001"}
+    p, enc = "p-001", "p-001-enc-0"
     extra = [
-        {"resourceType": "Claim", "id": "claim-1", "item": [{"sequence": 1}]},
-        {
-            "resourceType": "Condition",
-            "id": "cond-1",
-            "subject": subject,
-            "encounter": {"reference": enc},
-            "code": {"coding": [{"code": "44054006", "display": "Diabetes"}]},
-            "clinicalStatus": {"coding": [{"code": "active"}]},
-            "onsetDateTime": "2020-01-01T00:00:00Z",
-        },
-        {
-            "resourceType": "MedicationRequest",
-            "id": "med-1",
-            "subject": subject,
-            "encounter": {"reference": enc},
-            "medicationCodeableConcept": {"coding": [{"code": "123", "display": "Drug"}]},
-            "status": "active",
-            "dosageInstruction": [{"text": "daily"}],
-        },
+        claim("claim-1", items=[claim_item(1)]),
+        condition(
+            "cond-1",
+            p,
+            enc,
+            code=concept("44054006", "Diabetes"),
+            clinical=concept("active"),
+            onset="2020-01-01T00:00:00Z",
+        ),
+        medication_request(
+            "med-1",
+            p,
+            enc,
+            code=concept("123", "Drug"),
+            status="active",
+            dosage={"text": "daily"},
+        ),
         {"resourceType": "ExplanationOfBenefit", "id": "eob-1", "total": [{"amount": 1.5}]},
-        {
-            "resourceType": "Procedure",
-            "id": "proc-1",
-            "subject": subject,
-            "encounter": {"reference": enc},
-            "code": {"text": "Procedure"},
-            "performedPeriod": {"start": "2020-01-01T00:00:00Z"},
-        },
-        {
-            "resourceType": "Observation",
-            "id": "ecg-hr",
-            "subject": subject,
-            "code": {"coding": [{"code": "8867-4"}]},
-            "valueQuantity": {"value": 72.4},
-            "component": [{"code": {"text": "x"}, "valueQuantity": {"value": 1, "unit": "u"}}],
-        },
-        {
-            "resourceType": "DiagnosticReport",
-            "id": "ecg-1",
-            "subject": subject,
-            "encounter": {"reference": enc},
-            "code": {"coding": [{"display": "Electrocardiogram"}]},
-            "result": [{"reference": "urn:uuid:ecg-hr"}, {"reference": "urn:uuid:claim-1"}],
-            "presentedForm": [{"url": "Binary/wave-1"}],
-        },
-        {
-            "resourceType": "DiagnosticReport",
-            "id": "gen-1",
-            "subject": subject,
-            "code": {"coding": [{"display": "Genetic panel"}]},
-            "conclusion": "Pathogenic variant found",
-            "extension": [{"url": "family-history", "valueBoolean": False}],
-        },
-        {
-            "resourceType": "ImagingStudy",
-            "id": "img-1",
-            "subject": subject,
-            "identifier": [{"value": "urn:oid:1.2.3"}],
-            "numberOfSeries": 2,
-            "series": [{"modality": {"code": "MR"}, "bodySite": {"code": "1", "display": "Knee"}}],
-        },
-        {"resourceType": "Binary", "id": "note-bin", "data": b64("# Plan\nrest\n")},
-        {
-            "resourceType": "DocumentReference",
-            "id": "note-by-url",
-            "subject": subject,
-            "content": [{"attachment": {"url": "Binary/note-bin"}}],
-        },
-        {"resourceType": "Provenance", "id": "prov-1", "target": [subject]},
+        procedure(
+            "proc-1",
+            p,
+            enc,
+            code=concept(text="Procedure"),
+            performed=period("2020-01-01T00:00:00Z"),
+        ),
+        observation(
+            "ecg-hr",
+            p,
+            code=concept("8867-4"),
+            value=quantity(72.4),
+            components=[component(concept(text="x"), quantity(1, "u"))],
+        ),
+        ecg_report(
+            "ecg-1",
+            p,
+            enc,
+            code=concept(display="Electrocardiogram"),
+            results=["ecg-hr", "claim-1"],
+            waveform="Binary/wave-1",
+        ),
+        genomic_report(
+            "gen-1",
+            p,
+            code=concept(display="Genetic panel"),
+            conclusion="Pathogenic variant found",
+            extension=[{"url": "family-history", "valueBoolean": False}],
+        ),
+        imaging_study(
+            "img-1",
+            p,
+            n_series=2,
+            series=[imaging_series(coding("MR"), coding("1", "Knee"))],
+            identifier={"value": "urn:oid:1.2.3"},
+        ),
+        binary("note-bin", b64("# Plan\nrest\n")),
+        document_reference("note-by-url", p, content=attachment(url="Binary/note-bin")),
+        {"resourceType": "Provenance", "id": "prov-1", "target": [ref(p)]},
     ]
     bundle["entry"] += [entry(r) for r in extra]
     return bundle

@@ -21,6 +21,20 @@ from fhirhouse.fhir.parser import (
     parse_bundle,
     strip_ref,
 )
+from fhirhouse.synth.builders import (
+    attachment,
+    binary,
+    coding,
+    component,
+    concept,
+    document_reference,
+    ecg_report,
+    genomic_report,
+    imaging_series,
+    imaging_study,
+    observation,
+    quantity,
+)
 
 
 @pytest.mark.parametrize(
@@ -158,84 +172,54 @@ def _full_bundle() -> dict:
     }
     extra = [
         {
-            "resourceType": "Observation",
-            "id": "bp",
-            "subject": {"reference": f"Patient/{pid}"},
-            "code": {"coding": [{"code": "85354-9", "display": "BP"}]},
-            "component": [
-                {
-                    "code": {"coding": [{"code": "8480-6", "display": "Systolic"}]},
-                    "valueQuantity": {"value": 154, "unit": "mm[Hg]"},
-                },
-                {
-                    "code": {"coding": [{"code": "8462-4", "display": "Diastolic"}]},
-                    "valueQuantity": {"value": 85.5, "unit": "mm[Hg]"},
-                },
-            ],
+            **observation(
+                "bp",
+                code=concept("85354-9", "BP"),
+                components=[
+                    component(concept("8480-6", "Systolic"), quantity(154, "mm[Hg]")),
+                    component(concept("8462-4", "Diastolic"), quantity(85.5, "mm[Hg]")),
+                ],
+            ),
+            "subject": {"reference": f"Patient/{pid}"},  # by type and id, not by fullUrl
         },
-        {
-            "resourceType": "Observation",
-            "id": "smoke",
-            "code": {"coding": [{"code": "72166-2"}]},
-            "valueCodeableConcept": {"coding": [{"code": "1"}], "text": "Never smoker"},
-        },
-        {
+        observation(
+            "smoke", code=concept("72166-2"), value_concept=concept("1", text="Never smoker")
+        ),
+        {  # a medication by reference, not by concept
             "resourceType": "MedicationRequest",
             "id": "med-ref",
             "status": "active",
             "medicationReference": {"reference": "urn:uuid:m1"},
         },
-        {
-            "resourceType": "DocumentReference",
-            "id": "note-bin",
-            "content": [{"attachment": {"url": "urn:uuid:bin-1"}}],
-        },
-        {"resourceType": "Binary", "id": "bin-1", "data": b64("SUBJECTIVE: ok\nPlan: rest")},
-        {
-            "resourceType": "DocumentReference",
-            "id": "note-missing-bin",
-            "content": [{"attachment": {"url": "urn:uuid:nowhere"}}],
-        },
-        {
-            "resourceType": "DiagnosticReport",
-            "id": "ecg-1",
-            "code": {"coding": [{"code": "11524-6", "display": "EKG study"}]},
-            "conclusion": "Normal sinus rhythm.",
-            "result": [{"reference": "urn:uuid:ecg-hr"}, {"reference": "urn:uuid:ecg-rhythm"}],
-            "presentedForm": [{"url": "urn:uuid:wave-1"}],
-        },
-        {
-            "resourceType": "Observation",
-            "id": "ecg-hr",
-            "code": {"coding": [{"code": "8867-4"}]},
-            "valueQuantity": {"value": 78.0},
-        },
-        {
-            "resourceType": "Observation",
-            "id": "ecg-rhythm",
-            "code": {"coding": [{"code": "8893-1"}]},
-            "valueCodeableConcept": {"coding": [{"display": "Normal sinus rhythm"}]},
-        },
-        {
-            "resourceType": "DiagnosticReport",
-            "id": "gen-1",
-            "code": {"coding": [{"display": "Genetic analysis master panel"}]},
-            "conclusion": "No pathogenic variants detected. Family history of diabetes noted.",
-            "presentedForm": [{"url": "urn:uuid:binary-vcf-001"}],
-        },
-        {
-            "resourceType": "ImagingStudy",
-            "id": "img-1",
-            "identifier": [{"value": "urn:oid:1.2.840.99.1"}],
-            "numberOfSeries": 1,
-            "numberOfInstances": 2,
-            "series": [
-                {
-                    "modality": {"code": "MR"},
-                    "bodySite": {"code": "12738006", "display": "Brain structure"},
-                }
-            ],
-        },
+        document_reference("note-bin", content=attachment(url="urn:uuid:bin-1")),
+        binary("bin-1", b64("SUBJECTIVE: ok\nPlan: rest")),
+        document_reference("note-missing-bin", content=attachment(url="urn:uuid:nowhere")),
+        ecg_report(
+            "ecg-1",
+            code=concept("11524-6", "EKG study"),
+            conclusion="Normal sinus rhythm.",
+            results=["ecg-hr", "ecg-rhythm"],
+            waveform="urn:uuid:wave-1",
+        ),
+        observation("ecg-hr", code=concept("8867-4"), value=quantity(78.0)),
+        observation(
+            "ecg-rhythm",
+            code=concept("8893-1"),
+            value_concept=concept(display="Normal sinus rhythm"),
+        ),
+        genomic_report(
+            "gen-1",
+            code=concept(display="Genetic analysis master panel"),
+            conclusion="No pathogenic variants detected. Family history of diabetes noted.",
+            form=attachment(url="urn:uuid:binary-vcf-001"),
+        ),
+        imaging_study(
+            "img-1",
+            n_series=1,
+            n_instances=2,
+            series=[imaging_series(coding("MR"), coding("12738006", "Brain structure"))],
+            identifier={"value": "urn:oid:1.2.840.99.1"},
+        ),
     ]
     bundle = make_bundle(pid, extra=extra)
     patient = bundle["entry"][0]["resource"]

@@ -28,11 +28,11 @@ from deltalake import DeltaTable, write_deltalake
 
 from fhirhouse import SILVER_TABLES, cli, jobs
 from fhirhouse.bronze import landing
-from fhirhouse.bronze.synth import write_corpus
 from fhirhouse.layout import Layout
 from fhirhouse.silver.registry import spec
 from fhirhouse.store import delta, maintenance, objects
 from fhirhouse.store.objects import StorePath
+from fhirhouse.synth import write_corpus
 
 pytestmark = pytest.mark.workflow
 

@@ -12,10 +12,10 @@ import pytest
 from conftest import build_lake
 
 from fhirhouse import SILVER_TABLES, jobs
-from fhirhouse.bronze.synth import SynthProfile, generate, write_corpus
 from fhirhouse.cli import main
 from fhirhouse.gold.encounter_summary import GOLD_SCHEMA
 from fhirhouse.store.delta import read_table
+from fhirhouse.synth import SynthProfile, generate, write_corpus
 
 
 def test_deterministic_and_prefix_stable():

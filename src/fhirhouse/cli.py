@@ -17,10 +17,10 @@ from typing import Any
 from fhirhouse import __version__, jobs, logs, summary
 from fhirhouse import status as status_mod
 from fhirhouse.bronze.landing import cohort_inputs, list_cohorts, restored_note, sync_state_file
-from fhirhouse.bronze.synth import SYNTH_FIELDS
 from fhirhouse.config import ConfigError, load_config, schema_default
 from fhirhouse.layout import Layout, check_cohort_label
 from fhirhouse.preflight import landing_labels, source_problem
+from fhirhouse.synth import SYNTH_FIELDS
 from fhirhouse.words import plural
 
 log = logging.getLogger("fhirhouse.cli")
@@ -468,7 +468,7 @@ def cmd_gold(args: argparse.Namespace, layout: Layout) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from fhirhouse.bronze.synth import SynthProfile, write_corpus
+    from fhirhouse.synth import SynthProfile, write_corpus
 
     if args.patients < 1:
         print("error: --patients must be at least 1", file=sys.stderr)

@@ -403,10 +403,3 @@ def build_encounter_summary(
         "silver_versions", pa.repeat(pa.scalar(versions, SILVER_VERSIONS), n)
     )
     return table.cast(GOLD_SCHEMA)
-
-
-def empty_silver() -> dict[str, pa.Table]:
-    """Ten empty Silver tables with their schemas (for tests and empty corpora)."""
-    from fhirhouse.silver.registry import REGISTRY
-
-    return {name: s.schema.empty_table() for name, s in REGISTRY.items()}

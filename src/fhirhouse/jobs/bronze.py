@@ -60,7 +60,7 @@ def synth_job(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Generate (or refresh) a synthetic corpus in ``out`` and describe it in ``marker``."""
-    from fhirhouse.bronze.synth import write_corpus
+    from fhirhouse.synth import write_corpus
 
     summary = write_corpus(out, patients, seed, progress=progress)
     log.info(
