@@ -533,6 +533,11 @@ def _require_root(layout: Layout) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import atexit
+    import gc
+
+    # no full garbage collection when the process exits (0.1-0.3 s); objects are still freed
+    atexit.register(gc.freeze)
     args = _parser().parse_args(argv)
     verbose = getattr(args, "verbose", False)
     logs.configure(

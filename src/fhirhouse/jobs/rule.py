@@ -7,6 +7,8 @@ traceback: the failing rule and its numbers are already in the log.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import os
 import sys
@@ -30,6 +32,9 @@ def run_rule(smk: Any, job: Callable[..., Any], /, *args: Any, **kwargs: Any) ->
 
     layout = Layout.of(smk.config["root"], smk.config.get("state_dir"))
     cohort = getattr(smk.wildcards, "cohort", None)
+    # the job's process ends right after: skip the interpreter's full garbage collection at
+    # exit (0.1-0.3 s with polars, pyarrow and deltalake loaded); objects are still freed
+    atexit.register(gc.freeze)
     interrupt.install()
     interrupt.name_job(f"job {smk.rule}" + (f" cohort {cohort}" if cohort else ""))
     logs.configure(smk.log[0], progress_console=True)
