@@ -24,6 +24,7 @@ from fhirhouse.jobs.verify import Damage, find_damage
 from fhirhouse.layout import Layout
 from fhirhouse.store.atomic import read_json_if_valid
 from fhirhouse.store.history import read_run_history
+from fhirhouse.summary import table_check_lines
 from fhirhouse.words import plural
 
 LAYER_RULES: dict[str, set[str]] = {
@@ -142,15 +143,6 @@ def cohort_statuses(layout: Layout) -> list[CohortStatus]:
         )
         out.append(CohortStatus(cohort, bronze, silver, checks, gold, last_run))
     return out
-
-
-def table_check_lines(layout: Layout) -> list[str]:
-    lines = []
-    for t in SILVER_TABLES:
-        r = read_json_if_valid(layout.check_table(t))
-        if r is not None and not r["passed"]:
-            lines.append(f"  silver.{t}: {r['failed_checks']}")
-    return lines
 
 
 def render_status(layout: Layout) -> str:

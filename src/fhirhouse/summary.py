@@ -14,6 +14,7 @@ from typing import Any
 from fhirhouse import SILVER_TABLES
 from fhirhouse.layout import Layout
 from fhirhouse.store.atomic import read_json_if_valid
+from fhirhouse.store.delta_log import table_version
 from fhirhouse.words import plural
 
 
@@ -35,24 +36,31 @@ def cohort_line(cohort: str, silver: Mapping[str, Any], gold: Mapping[str, Any] 
 
 def rows_table(layout: Layout, results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     """Rows per Silver table (lines) and cohort (columns), with each table's Delta version;
-    ``results`` maps a cohort to its Silver marker's ``tables``."""
-    from fhirhouse.jobs.silver import silver_versions
-
+    ``results`` maps a cohort to its Silver marker's ``tables``. The versions come from
+    listing each table's log (no deltalake: this runs in the Snakemake process too)."""
     cohorts = sorted(results)
     width = max(len(t) for t in SILVER_TABLES) + 2
     head = "table".ljust(width) + "".join(c.rjust(10) for c in cohorts) + "version".rjust(10)
     lines = [head, "-" * len(head)]
-    versions = silver_versions(layout)
+    versions = {t: table_version(layout.silver_table(t)) for t in SILVER_TABLES}
     for table in SILVER_TABLES:
         cells = "".join(f"{results[c][table]['rows']:,}".rjust(10) for c in cohorts)
         lines.append(table.ljust(width) + cells + str(versions[table]).rjust(10))
     return "\n".join(lines)
 
 
+def table_check_lines(layout: Layout) -> list[str]:
+    """A line per Silver table whose whole-table checks fail (from its check file)."""
+    lines = []
+    for t in SILVER_TABLES:
+        r = read_json_if_valid(layout.check_table(t))
+        if r is not None and not r["passed"]:
+            lines.append(f"  silver.{t}: {r['failed_checks']}")
+    return lines
+
+
 def table_checks(layout: Layout) -> list[str]:
     """The whole-table checks that fail, a heading and a line per table; none: no lines."""
-    from fhirhouse.status import table_check_lines
-
     failing = table_check_lines(layout)
     if not failing:
         return []

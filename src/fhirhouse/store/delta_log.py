@@ -48,3 +48,10 @@ def log_state(table: Path | StorePath) -> LogState | None:
     if not commits and checkpoint < 0:
         return None
     return LogState(frozenset(commits), checkpoint)
+
+
+def table_version(table: Path | StorePath) -> int | None:
+    """The table's current version, as deltalake reports it (its latest commit, or the last
+    checkpoint when no commit file is left); ``None`` when it has no log."""
+    state = log_state(table)
+    return None if state is None else state.latest
