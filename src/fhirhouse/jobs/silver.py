@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,22 +24,28 @@ import pyarrow.compute as pc
 from fhirhouse import SILVER_TABLES
 from fhirhouse.bronze import landing
 from fhirhouse.jobs import checking, verify
-from fhirhouse.jobs.parse import (
-    FileState,
-    ParseIndex,
-    ParsePool,
-    code_digest,
-    file_states,
-    parse_paths,
-)
 from fhirhouse.jobs.runlog import now, run_id, write_marker
 from fhirhouse.layout import Layout
 from fhirhouse.redact import name_key, redact
 from fhirhouse.silver.registry import RUN_COLUMNS, spec
 from fhirhouse.store import delta
 from fhirhouse.store.atomic import read_arrow, read_json, write_arrow_atomic, write_json_atomic
+from fhirhouse.store.delta_log import table_version
+
+if TYPE_CHECKING:
+    from fhirhouse.jobs.parse import ParseIndex, ParsePool
 
 log = logging.getLogger(__name__)
+
+
+# The parser (fhirhouse.jobs.parse and the FHIR model under it) loads only when a Silver job
+# runs: the Gold and manifest jobs import this module for _pending and silver_versions.
+def code_digest() -> str:
+    """The digest of the parser's code (:func:`fhirhouse.jobs.parse.code_digest`)."""
+    from fhirhouse.jobs import parse
+
+    return parse.code_digest()
+
 
 PENDING_SCHEMA = pa.schema([("patient_id", pa.string())])
 
@@ -70,6 +76,8 @@ def dedup_last(rows: pa.Table, key: str) -> pa.Table:
 
 def _read_cache(layout: Layout, cohort: str, code: str) -> tuple[ParseIndex, dict] | None:
     """The cohort's parse index and cached rows, when both are there and current."""
+    from fhirhouse.jobs.parse import ParseIndex
+
     index = ParseIndex.read(layout.parse_index(cohort))
     if index is None or index.code != code:
         return None
@@ -150,6 +158,8 @@ def silver_job(
     The bundles to parse go to up to ``workers`` processes (``pool``'s, when given).
     ``damage``: the cohort's damage state file (:mod:`fhirhouse.jobs.verify`); a table it
     lists, or that no longer bears out the cohort's marker, is compared whole."""
+    from fhirhouse.jobs.parse import FileState, ParseIndex, file_states, parse_paths
+
     started = time.monotonic()
     files = landing.cohort_files(layout, cohort)
     if not files:
@@ -325,8 +335,9 @@ def silver_table_job(
 
 
 def silver_versions(layout: Layout) -> dict[str, int | None]:
-    """The current Delta version of every Silver table (``None`` when absent)."""
-    return {t: delta.table_version(layout.silver_table(t)) for t in SILVER_TABLES}
+    """The current Delta version of every Silver table (``None`` when absent), from a
+    listing of each table's log."""
+    return {t: table_version(layout.silver_table(t)) for t in SILVER_TABLES}
 
 
 def silver_cohorts(layout: Layout) -> list[str]:
