@@ -83,3 +83,9 @@ rule all:
 rule all_silver:
     input:
         lambda wc: silver_markers(),
+
+
+# What the Snakefile loaded (Snakemake, the rules, fhirhouse's modules) lives as long as the
+# process: out of the garbage collector's sight, so that the full collections while the build
+# runs do not walk it again each time (0.3-0.5 s of a build's Snakemake process otherwise).
+gc.freeze()
