@@ -370,7 +370,11 @@ def test_report_has_description_rulegraph_and_every_page(built_once):
         assert f"<h2>{section}</h2>" in gold
     for plot in ("coverage", "age", "types"):
         figure = gold[gold.index(f'<figure id="plot-{plot}">') :]
-        assert figure.index("<svg") < figure.index("</figure>")
+        figure = figure[: figure.index("</figure>")]
+        svg = figure[figure.index("<svg") :]
+        # drawn at its own size (a bare viewBox collapses in the page's flex row), no script
+        assert re.match(r'<svg [^>]*width="[\d.]+(pt)?"[^>]*height="[\d.]+(pt)?"', svg)
+        assert "<script" not in figure and "<rect" in figure
     card = gold[gold.index("<h2>Sample encounter</h2>") : gold.index("<h2>Gold checks</h2>")]
     assert "SOAP note" in card and "<pre>" in card and "ref:" in card
     assert "contract_schema" in gold

@@ -10,7 +10,6 @@ appear in sample rows, the card shows redacted ids. Share a report as you would 
 from __future__ import annotations
 
 import html
-import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -130,13 +129,6 @@ def silver_page(
     return _page(f"silver.{name}", "".join(body))
 
 
-def _svg(fig: Any) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
-
-
 #: Coverage plot bars: label -> the manifest's per-cohort statistic.
 COVERAGE = {
     "notes": "with_soap_note",
@@ -146,43 +138,50 @@ COVERAGE = {
 }
 
 
+#: The age histogram: 5-year bins from 0 to 110 (the last bin includes 110).
+AGE_BIN, AGE_MAX = 5, 110
+
+
+def _chart(kind: str, title: str, width: int, height: int, **options: Any) -> Any:
+    """A pygal chart drawn as plain inline SVG: no script, no XML declaration."""
+    import pygal
+    from pygal.style import DefaultStyle
+
+    style = DefaultStyle(
+        background="white", plot_background="white", font_family="sans-serif",
+        label_font_size=9, major_label_font_size=9, title_font_size=11,
+        legend_font_size=8, value_font_size=8, tooltip_font_size=8,
+    )  # fmt: skip
+    return getattr(pygal, kind)(
+        title=title, width=width, height=height, style=style, js=[],
+        disable_xml_declaration=True, explicit_size=True, **options,
+    )  # fmt: skip
+
+
 def gold_plots(df: pl.DataFrame, per_cohort: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Three inline SVG plots: coverage per cohort (from the manifest's per-cohort statistics),
-    the age distribution and encounters by type (``df``: Gold's ``patient_age`` and
-    ``encounter_type`` columns)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 9, "svg.fonttype": "none"})
-    plots = {}
-    fig, ax = plt.subplots(figsize=(5.2, 3.0))
-    kinds = list(COVERAGE)
-    cohorts = sorted(per_cohort.items())
-    width = 0.8 / max(len(cohorts), 1)
-    for i, (label, entry) in enumerate(cohorts):
+    """Three inline SVG plots (pygal): coverage per cohort (from the manifest's per-cohort
+    statistics), the age distribution and encounters by type (``df``: Gold's ``patient_age``
+    and ``encounter_type`` columns)."""
+    coverage = _chart(
+        "Bar", "Coverage per cohort", 520, 300, y_title="% of encounters", legend_at_bottom=True
+    )
+    coverage.x_labels = list(COVERAGE)
+    for label, entry in sorted(per_cohort.items()):
         rows, stats = entry["row_count"], entry["corpus_stats"]
-        ax.bar(
-            [k + i * width for k in range(len(kinds))],
-            [100 * stats[COVERAGE[k]] / rows if rows else 0 for k in kinds],
-            width,
-            label=f"cohort {label}",
-        )
-    ax.set_xticks([k + width * (len(cohorts) - 1) / 2 for k in range(len(kinds))], kinds)
-    ax.set_ylabel("% of encounters")
-    ax.set_title("Coverage per cohort")
-    ax.legend(fontsize=7)
-    plots["coverage"] = _svg(fig)
-    plt.close(fig)
+        values = [round(100 * stats[c] / rows, 1) if rows else 0 for c in COVERAGE.values()]
+        coverage.add(f"cohort {label}", values)
 
-    fig, ax = plt.subplots(figsize=(5.2, 3.0))
-    ax.hist(df["patient_age"].drop_nulls().to_numpy(), bins=range(0, 111, 5), color="#4c72b0")
-    ax.set_xlabel("patient age at encounter (years)")
-    ax.set_ylabel("encounters")
-    ax.set_title("Patient age distribution")
-    plots["age"] = _svg(fig)
-    plt.close(fig)
+    ages = df["patient_age"].drop_nulls()
+    ages = ages.filter((ages >= 0) & (ages <= AGE_MAX))
+    bins = (ages // AGE_BIN * AGE_BIN).clip(upper_bound=AGE_MAX - AGE_BIN).value_counts()
+    age = _chart(
+        "Histogram", "Patient age distribution", 520, 300, show_legend=False,
+        x_title="patient age at encounter (years)", y_title="encounters",
+    )  # fmt: skip
+    age.add(
+        "encounters",
+        [(n, lo, lo + AGE_BIN) for lo, n in sorted(bins.iter_rows())],
+    )
 
     top = (
         df.with_columns(pl.col("encounter_type").replace("", "(no type)"))
@@ -192,14 +191,26 @@ def gold_plots(df: pl.DataFrame, per_cohort: Mapping[str, Mapping[str, Any]]) ->
         .head(12)
         .reverse()
     )
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    labels = [t if len(t) <= 45 else t[:44] + "…" for t in top["encounter_type"].to_list()]
-    ax.barh(labels, top["len"].to_list(), color="#55a868")
-    ax.set_xlabel("encounters")
-    ax.set_title("Encounters by type (top 12)")
-    plots["types"] = _svg(fig)
-    plt.close(fig)
-    return plots
+    types = _chart(
+        "HorizontalBar", "Encounters by type (top 12)", 650, 360, show_legend=False,
+        x_title="encounters",
+    )  # fmt: skip
+    types.x_labels = [t if len(t) <= 45 else t[:44] + "…" for t in top["encounter_type"]]
+    types.add("encounters", top["len"].to_list())
+    return {"coverage": _svg(coverage), "age": _svg(age), "types": _svg(types)}
+
+
+def _svg(chart: Any) -> str:
+    """The chart's SVG without pygal's scripts (interactive tooltips; a report page is read
+    as it is, also offline)."""
+    from xml.etree import ElementTree
+
+    tree = chart.render_tree()
+    for parent in tree.iter():
+        for child in list(parent):
+            if isinstance(child.tag, str) and child.tag.rpartition("}")[2] == "script":
+                parent.remove(child)
+    return ElementTree.tostring(tree, encoding="unicode")
 
 
 #: The encounter card picks among the first this many rows by encounter id.
