@@ -84,7 +84,8 @@ def test_run_fail_policy_stops_with_the_failing_rule(tmp_path, capsys):
     cfg.write_text(f"root: {tmp_path / 'lake'}\nsource: {SAMPLE}\nchecks:\n  on_failure: fail\n")
     assert main(["run", "--config", str(cfg)]) == 1
     err = capsys.readouterr().err
-    assert "check failed: patient (table) min_rows>=100: 6 rows (minimum 100)" in err
+    # the documented default (checks.silver: {patient: {min_rows: 50}}), as under Snakemake
+    assert "check failed: patient (table) min_rows>=50: 6 rows (minimum 50)" in err
     from fhirhouse.status import render_status
 
     status = render_status(Layout.of(tmp_path / "lake"))
