@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import polars as pl
@@ -343,3 +344,46 @@ def test_a_stuck_process_is_ended_after_ctrl_c(tmp_path):
     )
     proc = subprocess.run([str(BIN / "python"), "-c", code], capture_output=True, text=True)
     assert proc.returncode == 3 and "ending it" in proc.stderr
+
+
+def _new_process() -> None:
+    """What a new invocation starts from: the digest cache on disk, nothing in memory."""
+    landing._CACHES.clear()
+
+
+def _hashes(monkeypatch) -> list[str]:
+    """Record the name of every file hashed from now on."""
+    seen: list[str] = []
+    real = landing.digest_mod.of_file
+    monkeypatch.setattr(landing.digest_mod, "of_file", lambda p: seen.append(p.name) or real(p))
+    return seen
+
+
+def test_bronze_is_hashed_again_only_where_a_file_changed(tmp_path, sample_source, monkeypatch):
+    lake = Layout.of(tmp_path / "lake")
+    landing.land(lake, sample_source)
+    assert landing.bronze_drift(lake, sample_source) == []
+    _new_process()
+    hashed = _hashes(monkeypatch)
+    # just landed: file times are too close to the hashes to be trusted, so hashed again
+    assert landing.bronze_drift(lake, sample_source) == [] and len(hashed) == 6
+    monkeypatch.setattr(landing, "RACY_NS", 0)  # as if a second had passed since
+    _new_process()
+    hashed.clear()
+    assert landing.bronze_drift(lake, sample_source) == [] and hashed == []
+    cache = (lake.landing_metadata / "digests.json").read_text()
+    assert not any(p.name in cache or p.stem in cache for p in sample_source.glob("*.json"))
+
+    # an edit that keeps the size and puts the mtime back still changes the ctime
+    [copy] = lake.bronze_fhir.glob(f"cohort=*/{sorted(sample_source.glob('*.json'))[0].name}")
+    st = copy.stat()
+    time.sleep(0.05)  # past the clock tick of the landing (RACY_NS is 0 here)
+    data = bytearray(copy.read_bytes())
+    data[-2:-1] = b" " if data[-2:-1] != b" " else b"\n"
+    copy.write_bytes(bytes(data))
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert copy.stat().st_size == st.st_size and copy.stat().st_mtime_ns == st.st_mtime_ns
+    _new_process()
+    hashed.clear()
+    drift = landing.bronze_drift(lake, sample_source)
+    assert hashed == [copy.name] and [key for key, _ in drift] == [name_key(copy.name)]

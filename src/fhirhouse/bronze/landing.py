@@ -21,6 +21,7 @@ import os
 import shutil
 import string
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -208,20 +209,98 @@ def _landed_index(layout: Layout) -> dict[str, str]:
     return index
 
 
-# Digests of Bronze files by (path, size, mtime_ns, inode): the workflow verifies Bronze while
-# it builds its job graph and the landing job, in the same process, need not hash it again.
-_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+@dataclass
+class _DigestCache:
+    """Digests of a root's Bronze files, each with the file's size, mtime, ctime and inode
+    when it was hashed, kept in the state folder between invocations (keyed by a digest of
+    the file's path inside Bronze: no file name is written down)."""
+
+    path: Path
+    entries: dict[str, list]
+    seen: set[str] = field(default_factory=set)
+    changed: bool = False
 
 
-def bronze_digest(path: BronzePath) -> str:
-    """The digest of a Bronze file (:func:`fhirhouse.digest.of_file`), hashed once per state."""
+_CACHES: dict[Path, _DigestCache] = {}
+
+
+def _digest_cache(layout: Layout) -> _DigestCache:
+    path = layout.landing_metadata / "digests.json"
+    if path not in _CACHES:
+        try:
+            entries = json.loads(path.read_text())
+        except (OSError, ValueError):
+            entries = {}
+        _CACHES[path] = _DigestCache(path, entries if isinstance(entries, dict) else {})
+    return _CACHES[path]
+
+
+#: A digest taken less than this long after the file last changed is not trusted on the next
+#: check (file times are kept at a coarse clock's tick: a later write within the same tick
+#: would leave them as they were).
+RACY_NS = 1_000_000_000
+
+
+def _stat_entry(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _trusted(entry: list | None, stat: list[int]) -> bool:
+    """Whether a cached ``[size, mtime, ctime, inode, digest, hashed_at]`` still holds."""
+    return (
+        isinstance(entry, list)
+        and len(entry) == 6
+        and entry[:4] == stat
+        and entry[5] - stat[2] > RACY_NS
+    )
+
+
+def _cache_key(layout: Layout, path: Path) -> str:
+    try:
+        return name_key(path.relative_to(layout.bronze).as_posix())
+    except ValueError:
+        return name_key(str(path))
+
+
+def bronze_digest(layout: Layout, path: BronzePath) -> str:
+    """The digest of a Bronze file (:func:`fhirhouse.digest.of_file`), hashed again only
+    when its size, mtime, ctime or inode changed since it was last hashed. Any write to a
+    file, and any change of its times, sets its ctime, so an edit that keeps the size and
+    puts the mtime back is still seen; what no stat shows (a disk corrupting bytes in place)
+    is not. Files on an object store are hashed every time."""
     if isinstance(path, StorePath):
         return digest_mod.of_file(path)
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = digest_mod.of_file(path)
-    return _DIGESTS[key]
+    cache = _digest_cache(layout)
+    key, stat = _cache_key(layout, path), _stat_entry(path)
+    cache.seen.add(key)
+    entry = cache.entries.get(key)
+    if not _trusted(entry, stat):
+        entry = cache.entries[key] = [*stat, digest_mod.of_file(path), time.time_ns()]
+        cache.changed = True
+    return entry[4]
+
+
+def _remember_digest(layout: Layout, path: BronzePath, digest: str) -> None:
+    """Record the digest of bytes just landed at ``path``, so they are not hashed again."""
+    if not isinstance(path, StorePath):
+        cache = _digest_cache(layout)
+        key = _cache_key(layout, path)
+        cache.entries[key] = [*_stat_entry(path), digest, time.time_ns()]
+        cache.seen.add(key)
+        cache.changed = True
+
+
+def _save_digests(layout: Layout, *, prune: bool) -> None:
+    """Write the digest cache when it changed; ``prune``: keep only the files looked at in
+    this process (after a check of all of Bronze)."""
+    cache = _digest_cache(layout)
+    if prune and set(cache.entries) - cache.seen:
+        cache.entries = {k: v for k, v in cache.entries.items() if k in cache.seen}
+        cache.changed = True
+    if cache.changed and cache.path.parent.is_dir():
+        write_json_atomic(cache.path, cache.entries)
+        cache.changed = False
 
 
 def _recorded_cohort(known: list | None) -> str | None:
@@ -354,8 +433,9 @@ def bronze_drift(layout: Layout, source: str | Path) -> list[list[str]]:
     copy whose source file is gone (the landing stops on it); and a bundle gone from both
     (``"withdrawn"``: the landing forgets it).
 
-    Every landed Bronze bundle is hashed (:func:`bronze_digest`); the workflow calls this on
-    every invocation, so Bronze is verified, not trusted."""
+    Every landed Bronze file is checked (:func:`bronze_digest`: hashed again when its stat
+    changed); the workflow calls this on every invocation, so Bronze is verified, not
+    trusted."""
     index = read_landed_index(layout)
     if not index:
         return []
@@ -372,9 +452,10 @@ def bronze_drift(layout: Layout, source: str | Path) -> list[list[str]]:
         known = index.get(key := name_key(f"dicom/{p.name}"))
         if known:
             target = dicom / p.name
-            now = bronze_digest(target) if target.exists() else "missing"
+            now = bronze_digest(layout, target) if target.exists() else "missing"
             if now != known[2]:
                 out.append([key, now])
+    _save_digests(layout, prune=True)
     return sorted(out)
 
 
@@ -389,7 +470,9 @@ def changed_since_landing(layout: Layout, cohort: str) -> tuple[int, int]:
     are gone from Bronze (by landing's index; ``fhirhouse status`` shows them)."""
     index = read_landed_index(layout)
     keys = {name_key(p.name): p for p in cohort_files(layout, cohort)}
-    changed = sum(1 for k, p in keys.items() if k in index and bronze_digest(p) != index[k][2])
+    changed = sum(
+        1 for k, p in keys.items() if k in index and bronze_digest(layout, p) != index[k][2]
+    )
     gone = sum(1 for k, v in index.items() if _recorded_cohort(v) == cohort and k not in keys)
     return changed, gone
 
@@ -402,7 +485,8 @@ def _changed_copies(
     out = []
     for name, label in landed.items():
         known = index.get(name_key(name))
-        if known and (now := bronze_digest(layout.bronze_cohort(label) / name)) != known[2]:
+        now = bronze_digest(layout, layout.bronze_cohort(label) / name) if known else None
+        if known and now != known[2]:
             out.append((name, label, now))
     return out
 
@@ -476,7 +560,7 @@ def land(
             if name not in landed:  # vanished from Bronze
                 tasks.append((name, label, "restored", None))
                 continue
-            now = bronze_digest(layout.bronze_cohort(label) / name)
+            now = bronze_digest(layout, layout.bronze_cohort(label) / name)
             if known and now != known[2]:  # changed in Bronze, not by a landing
                 # (a copy equal to the source: a landing cut short before its index)
                 tasks.append((name, label, "restored", now))
@@ -494,10 +578,12 @@ def land(
                 result.unchanged += 1
             else:
                 counts[label] = counts.get(label, 0) + 1
+                _remember_digest(layout, layout.bronze_cohort(label) / name, digest)
             index[name_key(name)] = [*stats[name], digest or now, label]
         plan_path(layout).unlink(missing_ok=True)
-        result.dicom = _land_dicom(src / "dicom", layout.dicom, index)
+        result.dicom = _land_dicom(layout, src / "dicom", index)
         write_json_atomic(landed_index_path(layout), index)
+        _save_digests(layout, prune=False)
         for label, n in sorted(result.restored.items()):
             log.warning(
                 "cohort %s: %s changed or vanished since landing; landed again from the source",
@@ -520,7 +606,7 @@ def land(
     return result
 
 
-def _land_dicom(src: Path, dst: BronzePath, index: dict[str, list]) -> int:
+def _land_dicom(layout: Layout, src: Path, index: dict[str, list]) -> int:
     """Copy new or changed ``*.dcm`` files of ``src`` (a source's ``dicom/`` folder) to
     Bronze's ``dicom/`` folder; return how many were copied. ``index`` (landing's, updated here)
     spares reading a source file whose size and modification time are unchanged; each
@@ -528,6 +614,7 @@ def _land_dicom(src: Path, dst: BronzePath, index: dict[str, list]) -> int:
     if not src.is_dir():
         return 0
     base = src.parent.resolve()  # the source folder
+    dst = layout.dicom
     tasks = []
     for p in sorted(src.glob("*.dcm")):
         if not p.resolve().is_relative_to(base):
@@ -535,15 +622,17 @@ def _land_dicom(src: Path, dst: BronzePath, index: dict[str, list]) -> int:
             continue
         key, target, stat = name_key(f"dicom/{p.name}"), dst / p.name, _stat_key(p)
         known = index.get(key)
-        now = bronze_digest(target) if target.exists() else None
+        now = bronze_digest(layout, target) if target.exists() else None
         if known and known[:2] == stat and now == known[2]:
             continue
         # a copy that changed since it was landed is replaced whatever the source holds
         previous = now if not known or now == known[2] else None
         tasks.append((key, stat, (p, target, previous)))
     digests = _copy_all([t[2] for t in tasks])
-    for (key, stat, (_, _, previous)), digest in zip(tasks, digests, strict=True):
+    for (key, stat, (_, target, previous)), digest in zip(tasks, digests, strict=True):
         index[key] = [*stat, digest or previous]
+        if digest is not None:
+            _remember_digest(layout, target, digest)
     copied = sum(d is not None for d in digests)
     if copied:
         log.info("landed %s", plural(copied, "DICOM file"))
