@@ -281,16 +281,6 @@ def bronze_digest(layout: Layout, path: BronzePath) -> str:
     return entry[4]
 
 
-def _remember_digest(layout: Layout, path: BronzePath, digest: str) -> None:
-    """Record the digest of bytes just landed at ``path``, so they are not hashed again."""
-    if not isinstance(path, StorePath):
-        cache = _digest_cache(layout)
-        key = _cache_key(layout, path)
-        cache.entries[key] = [*_stat_entry(path), digest, time.time_ns()]
-        cache.seen.add(key)
-        cache.changed = True
-
-
 def _save_digests(layout: Layout, *, prune: bool) -> None:
     """Write the digest cache when it changed; ``prune``: keep only the files looked at in
     this process (after a check of all of Bronze)."""
@@ -578,7 +568,6 @@ def land(
                 result.unchanged += 1
             else:
                 counts[label] = counts.get(label, 0) + 1
-                _remember_digest(layout, layout.bronze_cohort(label) / name, digest)
             index[name_key(name)] = [*stats[name], digest or now, label]
         plan_path(layout).unlink(missing_ok=True)
         result.dicom = _land_dicom(layout, src / "dicom", index)
@@ -629,10 +618,8 @@ def _land_dicom(layout: Layout, src: Path, index: dict[str, list]) -> int:
         previous = now if not known or now == known[2] else None
         tasks.append((key, stat, (p, target, previous)))
     digests = _copy_all([t[2] for t in tasks])
-    for (key, stat, (_, target, previous)), digest in zip(tasks, digests, strict=True):
+    for (key, stat, (_, _, previous)), digest in zip(tasks, digests, strict=True):
         index[key] = [*stat, digest or previous]
-        if digest is not None:
-            _remember_digest(layout, target, digest)
     copied = sum(d is not None for d in digests)
     if copied:
         log.info("landed %s", plural(copied, "DICOM file"))
