@@ -46,9 +46,13 @@ _job_prefix = preflight.catch_ctrl_c()
 if _job_prefix:
     shell.prefix(_job_prefix)
 
-# Exit without the interpreter's last full garbage collection over Snakemake's ~120k objects
-# (0.3-0.5 s on every invocation, a no-op one too): objects are still freed as usual.
-atexit.register(gc.freeze)
+# Only when this process is the `snakemake` command, not a program that runs the workflow
+# through Snakemake's API (`fhirhouse watch`, tests), whose memory must stay collectable:
+# exit without the interpreter's last full garbage collection over Snakemake's ~120k objects
+# (0.3-0.5 s on every invocation, a no-op one too); objects are still freed as usual.
+OWN_PROCESS = "snakemake" in sys.argv[0]
+if OWN_PROCESS:
+    atexit.register(gc.freeze)
 
 # One id for every job of this invocation; the rule scripts stamp it on their markers.
 os.environ.setdefault("FHIRHOUSE_RUN_ID", uuid.uuid4().hex[:12])
@@ -86,6 +90,7 @@ rule all_silver:
 
 
 # What the Snakefile loaded (Snakemake, the rules, fhirhouse's modules) lives as long as the
-# process: out of the garbage collector's sight, so that the full collections while the build
-# runs do not walk it again each time (0.3-0.5 s of a build's Snakemake process otherwise).
-gc.freeze()
+# `snakemake` process: out of the garbage collector's sight, so that the full collections
+# while the build runs do not walk it again each time (0.3-0.5 s of a build otherwise).
+if OWN_PROCESS:
+    gc.freeze()
