@@ -28,6 +28,7 @@ from fhirhouse.gold.encounter_summary import SILVER_COLUMNS, build_encounter_sum
 from fhirhouse.layout import Layout
 from fhirhouse.silver.build import build_table
 from fhirhouse.store.delta import read_table
+from fhirhouse.store.delta_log import silver_versions
 from fhirhouse.synth.builders import (
     attachment,
     coding,
@@ -218,7 +219,7 @@ def test_a_changed_parser_rebuilds_silver_on_the_next_snakemake_run(tmp_path, sa
     cmd, env = _snakemake_command(tmp_path, ("--cores", "2"), config)
     subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
     lake = Layout.of(root)
-    before = jobs.silver_versions(lake)
+    before = silver_versions(lake)
     upgraded = shutil.copytree(REPO / "src", tmp_path / "src")
     with (upgraded / "fhirhouse/fhir/parser.py").open("a") as fh:
         fh.write("\n# an upgraded parser\n")
@@ -229,4 +230,4 @@ def test_a_changed_parser_rebuilds_silver_on_the_next_snakemake_run(tmp_path, sa
     for cohort in "ABC":
         marker = json.loads(lake.silver_cohort_marker(cohort).read_text())
         assert marker["full"] and marker["parsed_files"] == 2
-    assert jobs.silver_versions(lake) == before  # the same rows: nothing to commit
+    assert silver_versions(lake) == before  # the same rows: nothing to commit

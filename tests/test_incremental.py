@@ -20,6 +20,7 @@ from deltalake import DeltaTable
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.jobs.parse import parse_paths
 from fhirhouse.layout import Layout
+from fhirhouse.store.delta_log import silver_versions
 
 RUN_COLUMNS = {"ingest_timestamp", "created_timestamp", "silver_versions"}
 
@@ -74,12 +75,12 @@ def test_a_bundle_touched_but_not_changed_commits_nothing(tmp_path):
     source = _source(tmp_path)
     root = build_lake(tmp_path / "root", source, cohorts=1)
     lake = Layout.of(root)
-    versions = jobs.silver_versions(lake)
+    versions = silver_versions(lake)
     landed = root / "bronze/fhir/cohort=A/b1.json"
     os.utime(landed, ns=(landed.stat().st_atime_ns, landed.stat().st_mtime_ns + 10**9))
     silver = jobs.silver_job(lake, "A").marker
     assert (silver["read_files"], silver["parsed_files"]) == (1, 0)  # read and found the same
-    assert jobs.silver_versions(lake) == versions
+    assert silver_versions(lake) == versions
     again = jobs.silver_job(lake, "A").marker  # the new time is recorded: nothing is read
     assert again["read_files"] == 0
 

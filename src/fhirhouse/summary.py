@@ -14,7 +14,7 @@ from typing import Any
 from fhirhouse import SILVER_TABLES
 from fhirhouse.layout import Layout
 from fhirhouse.store.atomic import read_json_if_valid
-from fhirhouse.store.delta_log import table_version
+from fhirhouse.store.delta_log import silver_versions
 from fhirhouse.words import plural
 
 
@@ -42,7 +42,7 @@ def rows_table(layout: Layout, results: Mapping[str, Mapping[str, Mapping[str, A
     width = max(len(t) for t in SILVER_TABLES) + 2
     head = "table".ljust(width) + "".join(c.rjust(10) for c in cohorts) + "version".rjust(10)
     lines = [head, "-" * len(head)]
-    versions = {t: table_version(layout.silver_table(t)) for t in SILVER_TABLES}
+    versions = silver_versions(layout)
     for table in SILVER_TABLES:
         cells = "".join(f"{results[c][table]['rows']:,}".rjust(10) for c in cohorts)
         lines.append(table.ljust(width) + cells + str(versions[table]).rjust(10))

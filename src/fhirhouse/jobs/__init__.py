@@ -36,7 +36,6 @@ _WHERE = {
     "bronze_cohort_job": "bronze",
     "silver_job": "silver",
     "silver_table_job": "silver",
-    "silver_versions": "silver",
     "silver_cohorts": "silver",
     "gold_job": "gold",
     "gold_manifest_job": "corpus",

@@ -32,12 +32,12 @@ from fhirhouse.gold import encounter_summary as gold
 from fhirhouse.gold.manifest import build_corpus_manifest
 from fhirhouse.jobs import checking
 from fhirhouse.jobs.runlog import write_marker
-from fhirhouse.jobs.silver import silver_versions
 from fhirhouse.jobs.verify import recorded_rows
 from fhirhouse.layout import Layout
 from fhirhouse.silver.registry import spec
 from fhirhouse.store import delta, history
 from fhirhouse.store.atomic import read_json_if_valid, write_json_atomic
+from fhirhouse.store.delta_log import silver_versions
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,11 @@ from fhirhouse.gold import encounter_summary as gold
 from fhirhouse.gold.manifest import add_partials, corpus_partials
 from fhirhouse.jobs import checking, verify
 from fhirhouse.jobs.runlog import run_id, write_marker
-from fhirhouse.jobs.silver import _pending, silver_versions
+from fhirhouse.jobs.silver import _pending
 from fhirhouse.layout import Layout
 from fhirhouse.store import delta
 from fhirhouse.store.atomic import read_json, write_json_atomic
+from fhirhouse.store.delta_log import silver_versions
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,6 @@ from fhirhouse.redact import name_key, redact
 from fhirhouse.silver.registry import RUN_COLUMNS, spec
 from fhirhouse.store import delta
 from fhirhouse.store.atomic import read_arrow, read_json, write_arrow_atomic, write_json_atomic
-from fhirhouse.store.delta_log import table_version
 
 if TYPE_CHECKING:
     from fhirhouse.jobs.parse import ParseIndex, ParsePool
@@ -39,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 # The parser (fhirhouse.jobs.parse and the FHIR model under it) loads only when a Silver job
-# runs: the Gold and manifest jobs import this module for _pending and silver_versions.
+# runs: the Gold job imports this module for _pending.
 def code_digest() -> str:
     """The digest of the parser's code (:func:`fhirhouse.jobs.parse.code_digest`)."""
     from fhirhouse.jobs import parse
@@ -332,12 +331,6 @@ def silver_table_job(
     _log_write(table, result, " (rewritten from the parse cache)")
     payload = {"table": table, **result.to_dict()}
     return write_marker(marker or layout.silver_marker(table, cohort), "silver", payload)
-
-
-def silver_versions(layout: Layout) -> dict[str, int | None]:
-    """The current Delta version of every Silver table (``None`` when absent), from a
-    listing of each table's log."""
-    return {t: table_version(layout.silver_table(t)) for t in SILVER_TABLES}
 
 
 def silver_cohorts(layout: Layout) -> list[str]:

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fhirhouse import SILVER_TABLES
+from fhirhouse.layout import Layout
 from fhirhouse.store.objects import StorePath
 
 _COMMIT = re.compile(r"^(\d{20})\.json$")
@@ -55,3 +57,8 @@ def table_version(table: Path | StorePath) -> int | None:
     checkpoint when no commit file is left); ``None`` when it has no log."""
     state = log_state(table)
     return None if state is None else state.latest
+
+
+def silver_versions(layout: Layout) -> dict[str, int | None]:
+    """The current Delta version of every Silver table (``None`` when absent)."""
+    return {t: table_version(layout.silver_table(t)) for t in SILVER_TABLES}
