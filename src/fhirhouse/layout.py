@@ -1,8 +1,9 @@
 """Every path fhirhouse uses for one storage root, and the cohort-label rule.
 
 A root is resolved once, by :meth:`Layout.of`, where a command or a job starts; everything
-below receives the :class:`Layout`. Light on purpose (the standard library and
-:mod:`fhirhouse.store.objects` only): the Snakefile imports it on every invocation.
+below receives the :class:`Layout`. Light on purpose (the standard library, the package's
+constants and :mod:`fhirhouse.store.objects` only): the Snakefile imports it on every
+invocation.
 
 ``Layout.root`` is the root as configured (a folder or an ``s3://`` URI). ``Layout.data``
 holds Bronze, the Silver and Gold Delta tables and the corpus manifest; ``Layout.state``
@@ -20,7 +21,7 @@ state stays on local disk (config ``state_dir``)::
     _staging/gold/cohort=<c>.pending.arrow     patients whose Gold rows are due
     _staging/gold/cohort=<c>.json              the numbers behind the cohort's Gold checks
     _markers/...                               one JSON per (layer, cohort[, table])
-    bronze/_metadata/                          landing's manifest, plan and index
+    bronze/_metadata/                          landing's manifest, plan, index, digest cache
     _ops/run_history, silver/ingest_log        run history and check log (Delta)
 """
 
