@@ -71,8 +71,7 @@ def _source_state(source: str | Path) -> dict[str, object]:
 
 def pending_files(layout: Layout, source: str | Path) -> int:
     """How many ``*.json`` files of ``source`` are new or changed since they were landed."""
-    index_path = landing.landed_index_path(layout)
-    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    index = landing.read_landed_index(layout)
     n = 0
     for p in Path(source).glob("*.json"):
         if not p.is_file():
