@@ -13,8 +13,7 @@ from deltalake import DeltaTable
 
 from fhirhouse import SILVER_TABLES, jobs
 from fhirhouse.cli import main
-from fhirhouse.jobs.ops import OPS_TABLES
-from fhirhouse.layout import Layout
+from fhirhouse.layout import OPS_TABLES, Layout
 from fhirhouse.store import maintenance
 from fhirhouse.store.delta import table_version
 

@@ -231,7 +231,7 @@ def every_table_maintained(repo: Path, output: str) -> None:
     """`snakemake maintain` runs one job per table (tests/test_operations.py, marked slow,
     checks the rows and markers too)."""
     from fhirhouse import SILVER_TABLES
-    from fhirhouse.jobs.ops import OPS_TABLES
+    from fhirhouse.layout import OPS_TABLES
 
     for table in [*SILVER_TABLES, "gold", *OPS_TABLES]:
         assert f"rule maintain_{table}:" in output, table

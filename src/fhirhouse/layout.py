@@ -34,6 +34,10 @@ from pathlib import Path
 from fhirhouse import PARTITION_COLUMN, SILVER_TABLES
 from fhirhouse.store.objects import StorePath, check_uri, is_uri
 
+#: The operations tables, next to the Silver tables and ``gold`` (see :meth:`Layout.table`).
+OPS_TABLES = ("run_history", "ingest_log")
+#: Every Delta table of a root, by the name :meth:`Layout.table` takes.
+TABLES = (*SILVER_TABLES, "gold", *OPS_TABLES)
 #: The folder prefix of a Bronze cohort (and of every per-cohort file).
 COHORT_PREFIX = f"{PARTITION_COLUMN}="
 #: A cohort label: it becomes a folder name and a partition value. The config schema's copy
@@ -127,6 +131,16 @@ class Layout:
         if table not in SILVER_TABLES:
             raise ValueError(f"unknown Silver table {table!r}")
         return self.data / "silver" / table
+
+    def table(self, name: str) -> Path | StorePath:
+        """The Delta table ``name``: a Silver table, ``gold`` or an operations table."""
+        if name in SILVER_TABLES:
+            return self.silver_table(name)
+        if name == "gold":
+            return self.gold_table
+        if name in OPS_TABLES:  # the properties of the same names
+            return getattr(self, name)
+        raise ValueError(f"unknown table {name!r}; one of: {', '.join(TABLES)}")
 
     @property
     def gold_table(self) -> Path | StorePath:

@@ -245,11 +245,10 @@ def render_table_history(layout: Layout, name: str, last: int = 10) -> str:
     """A table's Delta versions, newest first, each with the run, rule and cohort behind it."""
     import datetime as dt
 
-    from fhirhouse.jobs import table_path
     from fhirhouse.store.delta import is_table
     from fhirhouse.store.maintenance import history
 
-    path = table_path(layout, name)
+    path = layout.table(name)
     if not is_table(path):
         return f"no table {name} under {layout.root}"
     lines = [

@@ -41,7 +41,6 @@ _WHERE = {
     "gold_manifest_job": "corpus",
     "check_tables_job": "corpus",
     "table_names": "ops",
-    "table_path": "ops",
     "maintain_job": "ops",
     "maintenance_summary": "ops",
     "rollback_job": "ops",

@@ -107,9 +107,9 @@ def check_tables_job(
         _table_result(layout, t, overrides, patient_ids, encounter_ids, keys[t], today)
         for t in SILVER_TABLES
     ]
-    cohorts = list_cohorts(layout)
+    recorded = recorded_rows(layout, list_cohorts(layout))
     for r in results:
-        r.checks.append(markers_outcome(r.row_count, recorded_rows(layout, cohorts, r.table)))
+        r.checks.append(markers_outcome(r.row_count, recorded.get(r.table, 0)))
     checking.write_results(
         results,
         [Path(outputs[t]) if outputs else layout.check_table(t) for t in SILVER_TABLES],

@@ -9,31 +9,16 @@ from typing import Any
 
 from fhirhouse import SILVER_TABLES
 from fhirhouse.jobs.runlog import now, run_id, write_marker
-from fhirhouse.layout import Layout
+from fhirhouse.layout import TABLES, Layout
 from fhirhouse.store.atomic import read_json, write_json_atomic
-from fhirhouse.store.objects import StorePath
 
 log = logging.getLogger(__name__)
-
-OPS_TABLES = ("run_history", "ingest_log")
 
 
 def table_names() -> list[str]:
     """Every table ``maintain``, ``history`` and ``rollback`` know: the ten Silver tables,
     ``gold`` (gold.encounter_summary) and the two operations tables."""
-    return [*SILVER_TABLES, "gold", *OPS_TABLES]
-
-
-def table_path(layout: Layout, name: str) -> Path | StorePath:
-    if name in SILVER_TABLES:
-        return layout.silver_table(name)
-    if name == "gold":
-        return layout.gold_table
-    if name == "run_history":
-        return layout.run_history
-    if name == "ingest_log":
-        return layout.ingest_log
-    raise ValueError(f"unknown table {name!r}; one of: {', '.join(table_names())}")
+    return list(TABLES)
 
 
 def maintain_job(
@@ -57,7 +42,7 @@ def maintain_job(
 
     done = []
     for name in tables or table_names():
-        path = table_path(layout, name)
+        path = layout.table(name)
         if not delta.is_table(path):
             log.info("maintain %s: no table yet, skipped", name)
             continue
@@ -107,7 +92,7 @@ def rollback_job(layout: Layout, name: str, version: int) -> dict[str, Any]:
     from fhirhouse.jobs.corpus import gold_manifest_job
     from fhirhouse.store import delta, maintenance
 
-    path = table_path(layout, name)
+    path = layout.table(name)
     if not delta.is_table(path):
         raise FileNotFoundError(f"no table {name!r} under {layout.root}")
     new_version, changed = maintenance.restore(

@@ -24,7 +24,6 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fhirhouse.layout import Layout
 from fhirhouse.store.atomic import read_json_if_valid, write_json_atomic
@@ -81,13 +80,12 @@ def _records(layout: Layout, cohort: str) -> list[_Record]:
     return out
 
 
-def recorded_rows(layout: Layout, cohorts: Sequence[str], table: str) -> int:
-    """The rows of ``table`` the markers of ``cohorts`` add up to (``"gold"``: Gold)."""
-    return sum(r.rows for c in cohorts for r in _records(layout, c) if r.table == table)
-
-
-def _path(layout: Layout, table: str) -> Any:
-    return layout.gold_table if table == GOLD else layout.silver_table(table)
+def recorded_rows(layout: Layout, cohorts: Sequence[str]) -> dict[str, int]:
+    """The rows of each table the markers of ``cohorts`` add up to (``"gold"``: Gold)."""
+    rows: dict[str, int] = {}
+    for r in (r for c in cohorts for r in _records(layout, c)):
+        rows[r.table] = rows.get(r.table, 0) + r.rows
+    return rows
 
 
 def _verified_path(layout: Layout) -> Path:
@@ -108,7 +106,7 @@ def _row_damage(layout: Layout, table: str, records: list[_Record]) -> list[Dama
     """Row counts against the markers (reads Delta's file statistics)."""
     from fhirhouse.store import delta
 
-    path = _path(layout, table)
+    path = layout.table(table)
     if table == GOLD:
         now = delta.table_rows(path) if delta.is_table(path) else 0
         recorded = sum(r.rows for r in records)
@@ -140,7 +138,7 @@ def find_damage(
     wanted = set(cohorts)
     records = [r for c in sorted(_marked_cohorts(layout) | wanted) for r in _records(layout, c)]
     tables = sorted({r.table for r in records if r.cohort in wanted})
-    states = {t: log_state(_path(layout, t)) for t in tables}
+    states = {t: log_state(layout.table(t)) for t in tables}
     found = []
     for r in records:
         detail = _version_damage(r, states[r.table]) if r.table in states else None
